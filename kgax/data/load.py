@@ -1,0 +1,57 @@
+"""Resolves a dataset name or folder to a `Dataset` and its split.
+
+Names: `synthetic` / `synthetic-PRESET` (generated), any name in `fetch.REGISTRY` (downloaded once
+into the cache), or a folder in any supported format, detected from its files.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from kgax.data import fetch, kgat, movielens, recbole, split, synthetic
+from kgax.data.types import DataError, Dataset, Split
+
+
+def detect_format(path: pathlib.Path) -> str:
+  """'kgat', 'recbole' or 'movielens', from the files in `path`."""
+  if (path / "train.txt").exists():
+    return "kgat"
+  if any(path.glob("*.inter")):
+    return "recbole"
+  if any((path / f).exists() for f in ("ratings.csv", "u.data", "ratings.dat")):
+    return "movielens"
+  raise DataError(f"{path}: no supported dataset found (expected train.txt, *.inter, ratings.csv, "
+                  "u.data or ratings.dat)")
+
+
+def read_folder(path: str | pathlib.Path, *, min_rating: float | None = None) -> Dataset:
+  path = pathlib.Path(path)
+  if not path.is_dir():
+    raise DataError(f"{path}: dataset folder not found")
+  fmt = detect_format(path)
+  if fmt == "kgat":
+    return kgat.read_kgat(path)
+  if fmt == "recbole":
+    return recbole.read_recbole(path)
+  return movielens.read_movielens(path, min_rating=min_rating)
+
+
+def load_dataset(name: str, *, min_rating: float | None = None, seed: int = 0) -> Dataset:
+  """A dataset by registered name or folder path."""
+  if name == "synthetic" or name.startswith("synthetic-"):
+    preset = name.partition("-")[2] or "small"
+    return synthetic.load_preset(preset, seed=seed)
+  if name in fetch.REGISTRY:
+    return read_folder(fetch.fetch(name), min_rating=min_rating)
+  if pathlib.Path(name).is_dir():
+    return read_folder(name, min_rating=min_rating)
+  raise DataError(f"dataset {name!r}: not a folder, and not a registered name "
+                  f"(known: synthetic, synthetic-PRESET, {', '.join(sorted(fetch.REGISTRY))})")
+
+
+def load_split(data_config) -> tuple[Dataset, Split]:
+  """The dataset named by `config.data` and its deterministic split."""
+  ds = load_dataset(data_config.name, min_rating=data_config.get("min_rating"))
+  return ds, split.split_dataset(ds, seed=data_config.split_seed,
+                                 test_fraction=data_config.test_fraction,
+                                 valid_fraction=data_config.valid_fraction)

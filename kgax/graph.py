@@ -1,0 +1,151 @@
+"""The collaborative knowledge graph (CKG) as static-shape arrays (SPEC section 1).
+
+Node-id layout, fixed here and nowhere else:
+
+    [0, n_items)                      items (= the first KG entities)
+    [n_items, n_entities)             the other KG entities
+    [user_start, user_start+n_users)  users            (user_start = n_entities)
+    [aux_start, aux_start+n_aux)      aux nodes        (aux_start = n_entities + n_users)
+    sink = n_nodes - 1                one padding node: padding edges and facts point here
+
+Relation-id layout (KGAT's, extended with one relation per aux attribute):
+
+    0                 interact (user -> item)
+    1 .. R            KG relations
+    R+1 .. R+A        aux attributes (owner -> aux node, "has_attr")
+    n_fwd + r         the inverse of relation r, with n_fwd = 1 + R + A
+
+Edges are sorted by head (then tail) and padded to a multiple of `pad_to` with (sink, 0, sink)
+edges of weight 0, so every array has a static shape and the whole model jits once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.struct
+import jax.numpy as jnp
+import numpy as np
+
+from kgax.data.types import Dataset
+
+
+@flax.struct.dataclass
+class Graph:
+  """CKG arrays (a pytree: arrays are leaves, sizes are static)."""
+
+  heads: jnp.ndarray      # int32 [E] sorted
+  relations: jnp.ndarray  # int32 [E]
+  tails: jnp.ndarray      # int32 [E]
+  weights: jnp.ndarray    # float32 [E] 1 for real edges, 0 for padding
+  aux_owner: jnp.ndarray  # int32 [F] node id of the fact's owner (sink for padding)
+  aux_node: jnp.ndarray   # int32 [F] node id of the aux node
+  aux_weight: jnp.ndarray  # float32 [F] weights normalised to sum 1 per owner (0 for padding)
+  relation_order: jnp.ndarray  # int32 [E] edge permutation that groups edges by relation
+  relation_sizes: tuple[int, ...] = flax.struct.field(pytree_node=False)  # edges per relation
+  n_items: int = flax.struct.field(pytree_node=False)
+  n_entities: int = flax.struct.field(pytree_node=False)
+  n_users: int = flax.struct.field(pytree_node=False)
+  n_aux: int = flax.struct.field(pytree_node=False)
+  n_kg_relations: int = flax.struct.field(pytree_node=False)
+  n_aux_relations: int = flax.struct.field(pytree_node=False)
+  n_real_edges: int = flax.struct.field(pytree_node=False)
+
+  @property
+  def user_start(self) -> int:
+    return self.n_entities
+
+  @property
+  def aux_start(self) -> int:
+    return self.n_entities + self.n_users
+
+  @property
+  def n_nodes(self) -> int:
+    return self.n_entities + self.n_users + self.n_aux + 1
+
+  @property
+  def sink(self) -> int:
+    return self.n_nodes - 1
+
+  @property
+  def n_fwd_relations(self) -> int:
+    return 1 + self.n_kg_relations + self.n_aux_relations
+
+  @property
+  def n_relations(self) -> int:
+    return 2 * self.n_fwd_relations
+
+  @property
+  def n_edges(self) -> int:
+    return self.heads.shape[0]
+
+  def user_nodes(self, users):
+    return users + self.user_start
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphOptions:
+  aux_edges: bool = True   # add the augmented triplets (v, has_attr, a) and (a, attr_of, v)
+  inverse: bool = True     # add the inverse of every relation
+  pad_to: int = 1024       # pad edges and aux facts to a multiple of this
+
+
+def _pad(n: int, multiple: int) -> int:
+  return max(multiple, -(-n // multiple) * multiple)
+
+
+def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOptions()) -> Graph:
+  """Builds the CKG from training interactions, KG triples and aux facts.
+
+  Only training interactions enter the graph: validation and test pairs never do.
+  """
+  n_e, n_u, aux = ds.n_entities, ds.n_users, ds.aux
+  user_start, aux_start = n_e, n_e + n_u
+  n_nodes = n_e + n_u + aux.n_nodes + 1
+  sink = n_nodes - 1
+  r_kg0, r_aux0 = 1, 1 + ds.n_relations
+  n_fwd = 1 + ds.n_relations + aux.n_attrs
+
+  train = np.asarray(train, np.int64)
+  parts = [
+      (train[:, 0] + user_start, np.zeros(len(train), np.int64), train[:, 1]),
+      (ds.kg[:, 0], ds.kg[:, 1] + r_kg0, ds.kg[:, 2]),
+  ]
+  owner = np.where(aux.owner_is_user, aux.owner + user_start, aux.owner)
+  if options.aux_edges and len(aux):
+    parts.append((owner, aux.node_attr[aux.node] + r_aux0, aux.node + aux_start))
+  h, r, t = (np.concatenate(x) for x in zip(*parts))
+  if options.inverse:
+    h, r, t = np.r_[h, t], np.r_[r, r + n_fwd], np.r_[t, h]
+  # One edge per (h, r, t): duplicates would double a message's weight.
+  key = np.unique((h * (2 * n_fwd) + r) * n_nodes + t)
+  t, hr = key % n_nodes, key // n_nodes
+  h, r = hr // (2 * n_fwd), hr % (2 * n_fwd)
+  order = np.lexsort((t, r, h))
+  h, r, t = h[order], r[order], t[order]
+  n_real = len(h)
+  n_pad = _pad(n_real, options.pad_to) - n_real
+  weights = np.r_[np.ones(n_real, np.float32), np.zeros(n_pad, np.float32)]
+  h, r, t = (np.r_[x, np.full(n_pad, v, np.int64)] for x, v in ((h, sink), (r, 0), (t, sink)))
+
+  # Holographic fusion inputs: weights normalised to sum 1 per owner (SPEC 2.2).
+  w = aux.weight.astype(np.float64)
+  if len(aux):
+    totals = np.bincount(owner, weights=w, minlength=n_nodes)
+    w = w / totals[owner]
+  n_fpad = _pad(len(aux), options.pad_to) - len(aux)
+  f_owner = np.r_[owner, np.full(n_fpad, sink, np.int64)]
+  f_node = np.r_[aux.node + aux_start, np.full(n_fpad, sink, np.int64)]
+  f_w = np.r_[w, np.zeros(n_fpad)].astype(np.float32)
+  f_order = np.argsort(f_owner, kind="stable")
+  relation_order = np.argsort(r, kind="stable")
+  relation_sizes = tuple(int(c) for c in np.bincount(r, minlength=2 * n_fwd))
+
+  i32 = lambda x: jnp.asarray(x, jnp.int32)
+  return Graph(
+      heads=i32(h), relations=i32(r), tails=i32(t), weights=jnp.asarray(weights),
+      aux_owner=i32(f_owner[f_order]), aux_node=i32(f_node[f_order]),
+      aux_weight=jnp.asarray(f_w[f_order]),
+      relation_order=i32(relation_order), relation_sizes=relation_sizes,
+      n_items=ds.n_items, n_entities=n_e, n_users=n_u, n_aux=aux.n_nodes,
+      n_kg_relations=ds.n_relations, n_aux_relations=aux.n_attrs, n_real_edges=n_real)

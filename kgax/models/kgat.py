@@ -1,0 +1,200 @@
+"""KGAT-AX and KGAT as pure functions over a parameter pytree (SPEC section 2).
+
+One code path serves every variant of SPEC 2.5: the switches live in `config.model`
+(attention, aggregator, fusion, aux_edges, use_kge, attend_users, attend_items).
+
+Shapes: N nodes (graph.n_nodes), R relations, E edges, d = embed_dim, k = relation_dim,
+layer l maps d_l -> d_{l+1} with d_0 = d.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from kgax import ops
+from kgax.graph import Graph
+
+ATTENTIONS = ("triple", "kgat", "mean")
+AGGREGATORS = ("bi", "gcn", "graphsage")
+FUSIONS = ("holographic", "hadamard", "concat", "none")
+
+_glorot = jax.nn.initializers.glorot_uniform()
+
+
+def check_config(m: ml_collections.ConfigDict) -> None:
+  """Rejects unknown switch values with a one-line error naming the field."""
+  for field, allowed in (("attention", ATTENTIONS), ("aggregator", AGGREGATORS),
+                         ("fusion", FUSIONS)):
+    if m[field] not in allowed:
+      raise ValueError(f"config.model.{field}={m[field]!r}: expected one of {allowed}")
+  if not m.layers or any(int(s) <= 0 for s in m.layers):
+    raise ValueError(f"config.model.layers={m.layers!r}: expected positive layer sizes")
+  if not 0.0 <= m.message_dropout < 1.0:
+    raise ValueError(f"config.model.message_dropout={m.message_dropout}: expected [0, 1)")
+
+
+def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+  """Xavier-initialised parameters."""
+  check_config(m)
+  d, k = m.embed_dim, m.relation_dim
+  keys = iter(jax.random.split(key, 8 + 8 * len(m.layers)))
+  params = {
+      "node": _glorot(next(keys), (graph.n_nodes, d)),
+      "relation": _glorot(next(keys), (graph.n_relations, k)),
+      "W_r": _glorot(next(keys), (graph.n_relations, d, k)),
+  }
+  if m.fusion in ("holographic", "hadamard"):
+    params["W_f"] = _glorot(next(keys), (d, d))
+  elif m.fusion == "concat":
+    params["W_f"] = _glorot(next(keys), (2 * d, d))
+  layers = []
+  sizes = (d, *m.layers)
+  for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+    layer = {}
+    if m.attention == "triple":   # W1 = [A | B | C] acting on [e_h || e_r || e_t] (eq. 4)
+      layer.update(A=_glorot(next(keys), (d_in, d_in)), B=_glorot(next(keys), (k, d_in)),
+                   C=_glorot(next(keys), (d_in, d_in)),
+                   w2=_glorot(next(keys), (d_in, 1))[:, 0])
+    if m.aggregator == "bi":
+      layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out),
+                   Wb=_glorot(next(keys), (d_in, d_out)), bb=jnp.zeros(d_out))
+    elif m.aggregator == "gcn":
+      layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out))
+    else:
+      layer.update(Wa=_glorot(next(keys), (2 * d_in, d_out)), ba=jnp.zeros(d_out))
+    layers.append(layer)
+  params["layers"] = layers
+  return params
+
+
+def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
+  """Holographic fusion of aux facts into layer-0 embeddings (SPEC 2.2).
+
+  s_v = sum_a w~_{v,a} x_a;  e_v' = e_v + W_f (e_v * s_v) for nodes with aux facts.
+  """
+  if m.fusion == "none" or graph.n_aux == 0:
+    return x
+  n = graph.n_nodes
+  s = ops.segment_sum(graph.aux_weight[:, None] * x[graph.aux_node], graph.aux_owner, n,
+                      indices_are_sorted=True)
+  has_aux = ops.segment_sum(graph.aux_weight, graph.aux_owner, n, indices_are_sorted=True) > 0
+  if m.fusion == "holographic":
+    delta = ops.circular_correlation(x, s) @ params["W_f"]
+  elif m.fusion == "hadamard":
+    delta = (x * s) @ params["W_f"]
+  else:   # concat: W [e_v || s_v] replaces e_v
+    delta = jnp.concatenate([x, s], -1) @ params["W_f"] - x
+  return x + jnp.where(has_aux[:, None], delta, 0.0)
+
+
+def _per_relation(x: jax.Array, w: jax.Array, graph: Graph) -> jax.Array:
+  """W_{r_e} x_e for every edge: x [E, d], w [R, d, k] -> [E, k], one matmul per relation."""
+  xs = x[graph.relation_order]
+  out, start = [], 0
+  for r, size in enumerate(graph.relation_sizes):
+    if size:
+      out.append(xs[start:start + size] @ w[r])
+    start += size
+  return jnp.zeros((x.shape[0], w.shape[-1]), x.dtype).at[graph.relation_order].set(
+      jnp.concatenate(out), unique_indices=True)
+
+
+def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
+  """KGAT's attention: (W_r e_t)^T tanh(W_r e_h + e_r), per edge [E]."""
+  proj_h = _per_relation(x[graph.heads], params["W_r"], graph)
+  proj_t = _per_relation(x[graph.tails], params["W_r"], graph)
+  rel = params["relation"][graph.relations]
+  return jnp.sum(proj_t * jnp.tanh(proj_h + rel), -1)
+
+
+def _uniform_mask(graph: Graph, m) -> jax.Array | None:
+  """Edges whose attention is replaced by uniform weights (no_Att_eu / no_Att_ei)."""
+  mask = None
+  if not m.attend_users:
+    mask = (graph.heads >= graph.user_start) & (graph.heads < graph.user_start + graph.n_users)
+  if not m.attend_items:
+    items = graph.heads < graph.n_items
+    mask = items if mask is None else mask | items
+  return mask
+
+
+def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
+  act = lambda v: jax.nn.leaky_relu(v, m.leaky_slope)
+  if m.aggregator == "bi":
+    return act((x + agg) @ layer["Wa"] + layer["ba"]) + act((x * agg) @ layer["Wb"] + layer["bb"])
+  if m.aggregator == "gcn":
+    return act((x + agg) @ layer["Wa"] + layer["ba"])
+  return act(jnp.concatenate([x, agg], -1) @ layer["Wa"] + layer["ba"])
+
+
+def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None) -> jax.Array:
+  """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)].
+
+  `rng` enables message dropout (training); None is the deterministic evaluation pass.
+  """
+  n, heads, tails = graph.n_nodes, graph.heads, graph.tails
+  x = fuse(params, graph, m, params["node"])
+  outs = [x]
+  uniform = _uniform_mask(graph, m)
+  logits = kgat_logits(params, graph, x) if m.attention == "kgat" else None
+  for l, layer in enumerate(params["layers"]):
+    if m.attention == "triple":
+      # m(h,r,t) = A e_h + B e_r + C e_t (eq. 4): A e_h and C e_t once per node, B e_r per relation,
+      # so no [E, 3d] tensor is formed. The logit w2 . m splits the same way (eq. 5).
+      ah, ct, br = x @ layer["A"], x @ layer["C"], params["relation"] @ layer["B"]
+      w2 = layer["w2"]
+      logit = jax.nn.leaky_relu((ah @ w2)[heads] + (br @ w2)[graph.relations] + (ct @ w2)[tails],
+                                m.leaky_slope)
+    elif m.attention == "kgat":
+      logit = logits
+    else:
+      logit = jnp.zeros(heads.shape, x.dtype)
+    if uniform is not None:
+      logit = jnp.where(uniform, 0.0, logit)
+    pi = ops.segment_softmax(logit, heads, n, indices_are_sorted=True) * graph.weights  # eq. 6
+    if m.attention == "triple":
+      # e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t)  (eq. 3)
+      r_all = graph.n_relations
+      mass = ops.segment_sum(pi, heads, n, indices_are_sorted=True)
+      per_rel = ops.segment_sum(pi, heads * r_all + graph.relations, n * r_all,
+                                indices_are_sorted=True).reshape(n, r_all)
+      agg = (ah * mass[:, None] + per_rel @ br
+             + ops.segment_sum(pi[:, None] * ct[tails], heads, n, indices_are_sorted=True))
+    else:
+      agg = ops.segment_sum(pi[:, None] * x[tails], heads, n, indices_are_sorted=True)
+    x = _aggregate(layer, m, x, agg)
+    if rng is not None and m.message_dropout > 0:
+      keep = jax.random.bernoulli(jax.random.fold_in(rng, l), 1.0 - m.message_dropout, x.shape)
+      x = jnp.where(keep, x / (1.0 - m.message_dropout), 0.0)
+    outs.append(ops.l2_normalize(x))
+  return jnp.concatenate(outs, -1)
+
+
+def user_item_embeddings(params, graph: Graph, m, *, rng=None) -> tuple[jax.Array, jax.Array]:
+  """(users [n_users, D], items [n_items, D]) final representations; score = dot product."""
+  z = propagate(params, graph, m, rng=rng)
+  return z[graph.user_start:graph.user_start + graph.n_users], z[:graph.n_items]
+
+
+def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
+  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch."""
+  users, items = user_item_embeddings(params, graph, m, rng=rng)
+  u, i, j = users[batch[:, 0]], items[batch[:, 1]], items[batch[:, 2]]
+  diff = jnp.sum(u * i, -1) - jnp.sum(u * j, -1)
+  reg = 0.5 * jnp.mean(jnp.sum(u * u, -1) + jnp.sum(i * i, -1) + jnp.sum(j * j, -1))
+  return jnp.mean(jax.nn.softplus(-diff)) + l2 * reg
+
+
+def kg_loss(params, graph: Graph, m, batch: jax.Array, l2: float) -> jax.Array:
+  """TransR loss (eq. 1-2) on a batch [B, 4] of (h, r, t, t') node/relation ids."""
+  h, r, t, tn = (batch[:, c] for c in range(4))
+  e, w = params["node"], params["W_r"][r]
+  rel = params["relation"][r]
+  proj = lambda v: jnp.einsum("bd,bdk->bk", e[v], w)
+  ph, pt, pn = proj(h), proj(t), proj(tn)
+  g_pos = jnp.sum((ph + rel - pt) ** 2, -1)
+  g_neg = jnp.sum((ph + rel - pn) ** 2, -1)
+  reg = 0.5 * jnp.mean(jnp.sum(ph ** 2 + rel ** 2 + pt ** 2 + pn ** 2, -1))
+  return jnp.mean(jax.nn.softplus(g_pos - g_neg)) + l2 * reg

@@ -1,0 +1,73 @@
+"""Seeded, vectorised, fixed-shape samplers for BPR triples and KG quadruples.
+
+A whole epoch is drawn at once on the host with numpy (no Python loop over examples); negatives
+are drawn uniformly and redrawn where they hit a known positive (membership by binary search
+over sorted int64 keys).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_MAX_REDRAWS = 50
+
+
+class PairSet:
+  """Membership test for (a, b) pairs with b < width, via sorted int64 keys."""
+
+  def __init__(self, a: np.ndarray, b: np.ndarray, width: int):
+    self.width = int(width)
+    self.keys = np.unique(np.asarray(a, np.int64) * self.width + np.asarray(b, np.int64))
+
+  def __contains__(self, pair) -> bool:
+    return bool(self.contains(np.asarray([pair[0]]), np.asarray([pair[1]]))[0])
+
+  def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    q = np.asarray(a, np.int64) * self.width + np.asarray(b, np.int64)
+    pos = np.minimum(np.searchsorted(self.keys, q), len(self.keys) - 1)
+    return self.keys[pos] == q if len(self.keys) else np.zeros(q.shape, bool)
+
+
+def _redraw(rng, a, draw, known: PairSet, low: int, high: int) -> np.ndarray:
+  """Redraws draw[k] uniformly in [low, high) while (a[k], draw[k]) is a known pair."""
+  for _ in range(_MAX_REDRAWS):
+    bad = known.contains(a, draw)
+    if not bad.any():
+      break
+    draw[bad] = rng.integers(low, high, bad.sum())
+  return draw
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+  return max(1, -(-n // batch_size))
+
+
+def cf_epoch(rng: np.random.Generator, train: np.ndarray, n_items: int, batch_size: int,
+             known: PairSet) -> np.ndarray:
+  """One epoch of BPR triples: int32 [steps, batch_size, 3] (user, positive item, negative item).
+
+  Every training pair appears once per epoch in a random order; the last batch is filled with
+  extra random pairs so that every step has the same shape.
+  """
+  n_steps = steps_per_epoch(len(train), batch_size)
+  order = rng.permutation(len(train))
+  fill = rng.integers(0, len(train), n_steps * batch_size - len(train))
+  pos = train[np.r_[order, fill]]
+  neg = _redraw(rng, pos[:, 0], rng.integers(0, n_items, len(pos)), known, 0, n_items)
+  return np.stack([pos[:, 0], pos[:, 1], neg], 1).astype(np.int32).reshape(n_steps, batch_size, 3)
+
+
+def kg_epoch(rng: np.random.Generator, heads: np.ndarray, relations: np.ndarray, tails: np.ndarray,
+             n_nodes: int, n_relations: int, batch_size: int, known: PairSet) -> np.ndarray:
+  """One epoch of TransR quadruples: int32 [steps, batch_size, 4] (h, r, t, t').
+
+  Real CKG edges are visited once per epoch in a random order; t' is uniform over the nodes with
+  (h, r, t') not in the graph. `known` holds keys (h * n_relations + r, t).
+  """
+  n = len(heads)
+  n_steps = steps_per_epoch(n, batch_size)
+  idx = np.r_[rng.permutation(n), rng.integers(0, n, n_steps * batch_size - n)]
+  h, r, t = heads[idx], relations[idx], tails[idx]
+  hr = h.astype(np.int64) * n_relations + r
+  neg = _redraw(rng, hr, rng.integers(0, n_nodes, len(idx)), known, 0, n_nodes)
+  return np.stack([h, r, t, neg], 1).astype(np.int32).reshape(n_steps, batch_size, 4)

@@ -1,0 +1,295 @@
+"""Training: alternating CF / KG phases, evaluation, early stopping, checkpoints, resume.
+
+`train_and_evaluate(config, workdir)` is the whole job; the `kgax train` command is a thin wrapper.
+Workdir layout:
+    config.json          the resolved config
+    metrics.jsonl        one JSON line per logged chunk of steps and per evaluation
+    checkpoints/latest/  Orbax checkpoints of the whole training state (latest N)
+    checkpoints/best/    the checkpoint with the best validation metric
+    results.json         final validation and test metrics of the best checkpoint, timings
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from kgax import checkpoint, evaluate, sampling, sharding
+from kgax.data import load
+from kgax.graph import Graph, GraphOptions, build_graph
+from kgax.models import kgat as model_lib
+
+
+class TrainingError(RuntimeError):
+  """Training cannot go on (non-finite loss, inconsistent workdir)."""
+
+
+def setup(config: ml_collections.ConfigDict):
+  """Loads data, builds the CKG and the evaluators: everything but the parameters."""
+  ds, split = load.load_split(config.data)
+  graph = build_graph(ds, split.train, GraphOptions(aux_edges=config.model.aux_edges))
+  return ds, split, graph
+
+
+def make_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  return optax.adam(config.optim.lr), optax.adam(config.optim.kg_lr)
+
+
+def init_state(config, graph: Graph) -> dict:
+  key = jax.random.key(config.seed)
+  params = model_lib.init(key, config.model, graph)
+  tx_cf, tx_kg = make_optimizers(config)
+  return {
+      "params": params,
+      "opt_cf": tx_cf.init(params),
+      "opt_kg": tx_kg.init(params),
+      "epoch": jnp.zeros((), jnp.int32),
+      # Early stopping: best validation metric, its epoch, evaluations since it improved.
+      "best": jnp.full((), -jnp.inf, jnp.float32),
+      "best_epoch": jnp.full((), -1, jnp.int32),
+      "bad_evals": jnp.zeros((), jnp.int32),
+  }
+
+
+def make_step_fns(config, graph: Graph, mesh):
+  """Jitted functions running `steps_per_call` CF (or KG) steps in one lax.scan."""
+  m = config.model
+  tx_cf, tx_kg = make_optimizers(config)
+  joint = config.optim.schedule == "joint"
+
+  def cf_loss(params, batch, rng, kg_batch=None):
+    loss = model_lib.cf_loss(params, graph, m, batch, rng, config.optim.l2)
+    if joint and m.use_kge:
+      loss = loss + model_lib.kg_loss(params, graph, m, kg_batch, config.optim.kg_l2)
+    return loss
+
+  def cf_steps(params, opt, batches, kg_batches, rng):
+    def step(carry, xs):
+      params, opt = carry
+      i, batch, kg_batch = xs
+      loss, grads = jax.value_and_grad(cf_loss)(params, batch, jax.random.fold_in(rng, i),
+                                                kg_batch)
+      updates, opt = tx_cf.update(grads, opt, params)
+      return (optax.apply_updates(params, updates), opt), loss
+    idx = jnp.arange(batches.shape[0])
+    (params, opt), losses = jax.lax.scan(step, (params, opt), (idx, batches, kg_batches))
+    return params, opt, losses
+
+  def kg_steps(params, opt, batches):
+    def step(carry, batch):
+      params, opt = carry
+      loss, grads = jax.value_and_grad(model_lib.kg_loss)(params, graph, m, batch,
+                                                          config.optim.kg_l2)
+      updates, opt = tx_kg.update(grads, opt, params)
+      return (optax.apply_updates(params, updates), opt), loss
+    (params, opt), losses = jax.lax.scan(step, (params, opt), batches)
+    return params, opt, losses
+
+  rep = sharding.replicated(mesh)
+  data = sharding.batch_sharded(mesh, axis=1)
+  cf = jax.jit(cf_steps, donate_argnums=(0, 1),
+               in_shardings=(rep, rep, data, data, rep), out_shardings=(rep, rep, rep))
+  kg = jax.jit(kg_steps, donate_argnums=(0, 1),
+               in_shardings=(rep, rep, data), out_shardings=(rep, rep, rep))
+  embed = jax.jit(lambda params: model_lib.user_item_embeddings(params, graph, m))
+  return cf, kg, embed
+
+
+def _chunks(batches: np.ndarray, size: int):
+  """Splits [S, B, c] into equal chunks [size, B, c] (the tail padded by repeating steps)."""
+  n = batches.shape[0]
+  pad = (-n) % size
+  if pad:
+    batches = np.concatenate([batches, batches[:pad]])   # a few steps seen twice, same shape
+  return batches.reshape(-1, size, *batches.shape[1:])
+
+
+class _Log:
+  """Appends JSON lines to metrics.jsonl."""
+
+  def __init__(self, path: pathlib.Path):
+    self.path = path
+
+  def write(self, **row):
+    with self.path.open("a") as f:
+      f.write(json.dumps(row) + "\n")
+
+
+def _check_finite(losses: np.ndarray, phase: str, epoch: int):
+  if not np.all(np.isfinite(losses)):
+    raise TrainingError(
+        f"non-finite {phase} loss at epoch {epoch} ({losses[~np.isfinite(losses)][0]}); "
+        "lower optim.lr or check the data. The last good checkpoint is kept.")
+
+
+def write_config(config, workdir: pathlib.Path):
+  path = workdir / "config.json"
+  text = config.to_json(indent=2, sort_keys=True)
+  if path.exists() and json.loads(path.read_text()) != json.loads(text):
+    raise TrainingError(f"{path}: exists with a different config; use a new --workdir "
+                        "or the same config to resume")
+  path.write_text(text)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       stop_after_epochs: int | None = None) -> dict[str, Any]:
+  """Trains, selects on validation, returns (and writes) the test metrics of the best checkpoint.
+
+  Rerunning on a workdir with checkpoints resumes from the latest one. `stop_after_epochs`
+  stops early as if killed (for tests of resume).
+  """
+  if config.train.distributed:
+    jax.distributed.initialize()
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  model_lib.check_config(config.model)
+  if config.optim.schedule not in ("alternate", "joint"):
+    raise ValueError(f"config.optim.schedule={config.optim.schedule!r}: "
+                     "expected 'alternate' or 'joint'")
+  write_config(config, workdir)
+  t_start = time.time()
+
+  ds, split, graph = setup(config)
+  mesh = sharding.make_mesh()
+  n_dev = mesh.devices.size
+  for name in ("batch_size", "kg_batch_size"):
+    if config.train[name] % n_dev:
+      raise ValueError(f"config.train.{name}={config.train[name]} is not divisible by the "
+                       f"{n_dev} devices")
+  graph = jax.device_put(graph, sharding.replicated(mesh))
+  cf_fn, kg_fn, embed_fn = make_step_fns(config, graph, mesh)
+  ks = tuple(config.eval.ks)
+  valid_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.valid, split.train, ks=ks,
+                                  batch_size=config.eval.batch_size)
+  test_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
+                                 np.concatenate([split.train, split.valid]), ks=ks,
+                                 batch_size=config.eval.batch_size)
+
+  ckpt = checkpoint.Checkpoints(workdir / "checkpoints", keep=config.train.keep_checkpoints,
+                                metric=config.train.select_metric)
+  state = init_state(config, graph)
+  state = ckpt.restore_latest(state) or state
+  state = jax.device_put(state, sharding.replicated(mesh))
+  start_epoch = int(state["epoch"])
+  log = _Log(workdir / "metrics.jsonl")
+  if start_epoch:
+    print(f"resuming from epoch {start_epoch} in {workdir}")
+
+  # Host-side samplers: keys of known positives for negative rejection.
+  train = split.train
+  known_cf = sampling.PairSet(train[:, 0], train[:, 1], ds.n_items)
+  real = slice(0, graph.n_real_edges)
+  heads, rels, tails = (np.asarray(a)[real] for a in (graph.heads, graph.relations, graph.tails))
+  known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
+                              graph.n_nodes)
+  spc = config.train.steps_per_call
+  use_kg_phase = config.model.use_kge and config.optim.schedule == "alternate"
+  joint_kg = config.model.use_kge and config.optim.schedule == "joint"
+  epochs = config.train.epochs
+  epoch_times = []
+
+  def sample(epoch):
+    rng = np.random.default_rng([config.seed, epoch])
+    cf = sampling.cf_epoch(rng, train, ds.n_items, config.train.batch_size, known_cf)
+    kg_b = config.train.kg_batch_size
+    n_kg = cf.shape[0] * kg_b if joint_kg else None
+    kg = None
+    if use_kg_phase or joint_kg:
+      kg = sampling.kg_epoch(rng, heads, rels, tails, graph.n_nodes - 1, graph.n_relations,
+                             kg_b, known_kg)
+      if joint_kg:
+        reps = -(-n_kg // (kg.shape[0] * kg_b))
+        kg = np.concatenate([kg] * reps)[:cf.shape[0]]
+    return cf, kg
+
+  bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
+  for epoch in range(start_epoch, epochs):
+    t0 = time.time()
+    cf_batches, kg_batches = sample(epoch)
+    rng = jax.random.fold_in(jax.random.key(config.seed), epoch)
+    params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
+    cf_chunks = _chunks(cf_batches, spc)
+    kg_for_cf = (_chunks(kg_batches, spc) if joint_kg
+                 else np.zeros((*cf_chunks.shape[:3], 4), np.int32))
+    cf_losses = []
+    for c in range(cf_chunks.shape[0]):
+      params, opt_cf, losses = cf_fn(params, opt_cf, cf_chunks[c], kg_for_cf[c],
+                                     jax.random.fold_in(rng, c))
+      cf_losses.append(losses)
+    cf_losses = np.asarray(jnp.concatenate(cf_losses))   # one host sync per epoch phase
+    _check_finite(cf_losses, "CF", epoch)
+    kg_loss = None
+    if use_kg_phase:
+      kg_losses = []
+      for chunk in _chunks(kg_batches, spc):
+        params, opt_kg, losses = kg_fn(params, opt_kg, chunk)
+        kg_losses.append(losses)
+      kg_losses = np.asarray(jnp.concatenate(kg_losses))
+      _check_finite(kg_losses, "KG", epoch)
+      kg_loss = float(kg_losses.mean())
+    state = dict(state, params=params, opt_cf=opt_cf, opt_kg=opt_kg,
+                 epoch=jnp.asarray(epoch + 1, jnp.int32))
+    epoch_times.append(time.time() - t0)
+    row = {"epoch": epoch + 1, "cf_loss": float(cf_losses.mean()), "kg_loss": kg_loss,
+           "epoch_seconds": epoch_times[-1]}
+    bar.set_postfix(cf=f"{row['cf_loss']:.4f}", kg="-" if kg_loss is None else f"{kg_loss:.4f}")
+    log.write(**row)
+
+    last = epoch + 1 == epochs
+    if (epoch + 1) % config.train.eval_every == 0 or last:
+      metrics = valid_eval.evaluate_embeddings(*embed_fn(state["params"]))
+      value = metrics[config.train.select_metric]
+      improved = value > float(state["best"])
+      state = dict(state, best=jnp.asarray(max(value, float(state["best"])), jnp.float32),
+                   best_epoch=jnp.asarray(epoch + 1 if improved else int(state["best_epoch"]),
+                                          jnp.int32),
+                   bad_evals=jnp.asarray(0 if improved else int(state["bad_evals"]) + 1,
+                                         jnp.int32))
+      log.write(epoch=epoch + 1, split="valid", **metrics)
+      tqdm.write(f"epoch {epoch + 1}: valid {config.train.select_metric} {value:.4f}"
+                 f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
+      ckpt.save(epoch + 1, state, value if improved else None)
+      if int(state["bad_evals"]) >= config.train.patience:
+        tqdm.write(f"early stopping at epoch {epoch + 1}")
+        bar.update(1)
+        break
+    bar.update(1)
+    if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
+      bar.close()
+      ckpt.save(epoch + 1, state, None)
+      ckpt.wait()
+      return {}
+  bar.close()
+  ckpt.save(int(state["epoch"]), state, None)
+  ckpt.wait()
+
+  best_state = ckpt.restore_best(state) or state
+  emb = embed_fn(best_state["params"])
+  valid_metrics = valid_eval.evaluate_embeddings(*emb)
+  test_metrics = test_eval.evaluate_embeddings(*emb)
+  results = {
+      "config": config.model.variant,
+      "best_epoch": int(best_state["epoch"]),
+      "epochs_run": int(state["epoch"]),
+      "valid": valid_metrics,
+      "test": test_metrics,
+      "wall_seconds": time.time() - t_start,
+      "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else None,
+      "peak_device_memory_bytes": sharding.peak_memory(),
+      "dataset": {"name": ds.name, "users": ds.n_users, "items": ds.n_items,
+                  "train": len(split.train), "valid": len(split.valid), "test": len(split.test),
+                  "nodes": graph.n_nodes, "edges": graph.n_real_edges},
+  }
+  (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  return results

@@ -1,0 +1,116 @@
+"""Splits (determinism, proportions) and the CKG layout (inverses, sorting, padding, aux)."""
+
+import numpy as np
+import pytest
+
+from kgax.data import AuxFacts, DataError, Dataset
+from kgax.data.split import holdout, split_dataset
+from kgax.graph import GraphOptions, build_graph
+
+
+def _pairs(n_users=50, n_items=40, seed=0):
+  rng = np.random.default_rng(seed)
+  pairs = np.stack([rng.integers(0, n_users, 3000), rng.integers(0, n_items, 3000)], 1)
+  return np.unique(pairs, axis=0)
+
+
+def test_holdout_is_deterministic_and_per_user():
+  pairs = _pairs()
+  kept1, held1 = holdout(pairs, 0.2, seed=7)
+  kept2, held2 = holdout(pairs[::-1].copy(), 0.2, seed=7)   # input order does not matter
+  assert kept1.tobytes() == kept2.tobytes() and held1.tobytes() == held2.tobytes()
+  kept3, _ = holdout(pairs, 0.2, seed=8)
+  assert kept3.tobytes() != kept1.tobytes()
+  # Disjoint, complete, and round(20%) per user.
+  both = np.concatenate([kept1, held1])
+  assert len(np.unique(both, axis=0)) == len(pairs)
+  for u in np.unique(pairs[:, 0]):
+    n = (pairs[:, 0] == u).sum()
+    assert (held1[:, 0] == u).sum() == max(int(np.floor(0.2 * n + 0.5)), int(n >= 2))
+
+
+def test_holdout_keeps_one_item_for_tiny_users():
+  pairs = np.array([[0, 1], [1, 2], [1, 3]])
+  kept, held = holdout(pairs, 0.5, seed=0)
+  assert set(map(tuple, kept[:, :1].tolist())) == {(0,), (1,)}
+  assert len(held) == 1 and held[0, 0] == 1
+
+
+def _dataset(presplit=False):
+  pairs = _pairs(10, 6)
+  kg = np.array([[0, 0, 6], [1, 0, 6], [2, 1, 7], [6, 1, 7]])
+  aux = AuxFacts(owner=np.array([0, 0, 3, 1]), owner_is_user=np.array([False, False, False, True]),
+                 node=np.array([0, 1, 1, 2]), weight=np.array([3.0, 1.0, 2.0, 1.0], np.float32),
+                 node_attr=np.array([0, 0, 1]), node_names=np.array(["g=a", "g=b", "age=1"], object),
+                 attr_names=("genome", "age"))
+  test = pairs[::5] if presplit else None
+  inter = np.delete(pairs, np.s_[::5], 0) if presplit else pairs
+  return Dataset(name="toy", n_users=10, n_items=6, n_entities=8, interactions=inter, kg=kg,
+                 relation_names=("r0", "r1"), aux=aux, test=test).validate()
+
+
+def test_split_dataset_raw_and_presplit():
+  ds = _dataset()
+  s = split_dataset(ds, seed=1)
+  total = np.concatenate([s.train, s.valid, s.test])
+  assert len(np.unique(total, axis=0)) == len(ds.interactions) == len(total)
+  s2 = split_dataset(ds, seed=1)
+  assert all(a.tobytes() == b.tobytes() for a, b in zip((s.train, s.valid, s.test),
+                                                        (s2.train, s2.valid, s2.test)))
+  pre = _dataset(presplit=True)
+  sp = split_dataset(pre, seed=1)
+  np.testing.assert_array_equal(sp.test, pre.test)
+  assert len(sp.train) + len(sp.valid) == len(pre.interactions)
+
+
+def test_split_rejects_empty():
+  ds = _dataset()
+  empty = Dataset(name="empty", n_users=1, n_items=1, n_entities=1,
+                  interactions=np.zeros((0, 2), np.int64), kg=np.zeros((0, 3), np.int64),
+                  relation_names=())
+  with pytest.raises(DataError, match="empty: no interactions"):
+    split_dataset(empty)
+  with pytest.raises(DataError, match="fraction"):
+    holdout(ds.interactions, 1.5, 0)
+
+
+def test_graph_layout():
+  ds = _dataset()
+  train = ds.interactions[:30]
+  g = build_graph(ds, train, GraphOptions(pad_to=64))
+  assert (g.user_start, g.aux_start, g.n_nodes, g.sink) == (8, 18, 22, 21)
+  assert g.n_fwd_relations == 1 + 2 + 2 and g.n_relations == 10
+  h, r, t, w = (np.asarray(a) for a in (g.heads, g.relations, g.tails, g.weights))
+  assert len(h) % 64 == 0 and np.all(np.diff(h) >= 0)
+  real = w > 0
+  assert real.sum() == g.n_real_edges
+  assert np.all(h[~real] == g.sink) and np.all(t[~real] == g.sink)
+  edges = set(zip(h[real].tolist(), r[real].tolist(), t[real].tolist()))
+  expected = set()
+  for u, i in np.unique(train, axis=0):
+    expected |= {(u + 8, 0, i), (i, 5, u + 8)}
+  for a, rel, b in ds.kg:
+    expected |= {(a, rel + 1, b), (b, rel + 1 + 5, a)}
+  for o, is_user, n in zip(ds.aux.owner, ds.aux.owner_is_user, ds.aux.node):
+    owner = o + 8 if is_user else o
+    rel = 3 + ds.aux.node_attr[n]
+    expected |= {(owner, rel, n + 18), (n + 18, rel + 5, owner)}
+  assert edges == expected
+  # Fusion weights normalised per owner; padding facts point at the sink with weight 0.
+  own, fw = np.asarray(g.aux_owner), np.asarray(g.aux_weight)
+  sums = np.bincount(own, weights=fw, minlength=g.n_nodes)
+  np.testing.assert_allclose(sums[[0, 3, 9]], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(fw[(own == 0)], [0.75, 0.25], rtol=1e-6)
+  assert np.all(fw[own == g.sink] == 0)
+  # Edges grouped by relation: the permutation lists each relation's edges contiguously.
+  perm = np.asarray(g.relation_order)
+  assert np.all(np.diff(r[perm]) >= 0)
+  assert list(np.bincount(r, minlength=g.n_relations)) == list(g.relation_sizes)
+
+
+def test_graph_without_aux_edges_or_inverses():
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(aux_edges=False, inverse=False, pad_to=8))
+  r = np.asarray(g.relations)[: g.n_real_edges]
+  assert r.max() < 3   # interact and the two KG relations only
+  assert g.n_real_edges == len(ds.interactions) + len(ds.kg)
