@@ -129,16 +129,19 @@ def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
   return act(jnp.concatenate([x, agg], -1) @ layer["Wa"] + layer["ba"])
 
 
-def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None) -> jax.Array:
+def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
+              return_attention: bool = False):
   """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)].
 
   `rng` enables message dropout (training); None is the deterministic evaluation pass.
+  With `return_attention`, also returns the attention weights pi of every layer: [L, E].
   """
   n, heads, tails = graph.n_nodes, graph.heads, graph.tails
   x = fuse(params, graph, m, params["node"])
   outs = [x]
   uniform = _uniform_mask(graph, m)
   logits = kgat_logits(params, graph, x) if m.attention == "kgat" else None
+  pis = []
   for l, layer in enumerate(params["layers"]):
     if m.attention == "triple":
       # m(h,r,t) = A e_h + B e_r + C e_t (eq. 4): A e_h and C e_t once per node, B e_r per relation,
@@ -154,6 +157,7 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None) ->
     if uniform is not None:
       logit = jnp.where(uniform, 0.0, logit)
     pi = ops.segment_softmax(logit, heads, n, indices_are_sorted=True) * graph.weights  # eq. 6
+    pis.append(pi)
     if m.attention == "triple":
       # e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t)  (eq. 3)
       r_all = graph.n_relations
@@ -169,7 +173,8 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None) ->
       keep = jax.random.bernoulli(jax.random.fold_in(rng, l), 1.0 - m.message_dropout, x.shape)
       x = jnp.where(keep, x / (1.0 - m.message_dropout), 0.0)
     outs.append(ops.l2_normalize(x))
-  return jnp.concatenate(outs, -1)
+  z = jnp.concatenate(outs, -1)
+  return (z, jnp.stack(pis)) if return_attention else z
 
 
 def user_item_embeddings(params, graph: Graph, m, *, rng=None) -> tuple[jax.Array, jax.Array]:

@@ -1,0 +1,143 @@
+"""Speed and memory of one configuration on one dataset, measured in one process.
+
+    python experiments/bench.py --config configs/kgat_ax.py:dataset=PATH_OR_NAME \
+        [--config.train.batch_size=1024] [--epochs 1] [--out docs/bench/NAME.json]
+
+Measures, after a compile warm-up: seconds per CF step and per KG step, seconds per training epoch
+(CF phase + KG phase, sampling included), one full-ranking evaluation of all test users, compile
+time, peak host RSS and peak device memory; prints a markdown row and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import resource
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from kgax import config as config_lib, evaluate, sampling, sharding, train  # noqa: E402
+
+
+def _block(tree):
+  return jax.block_until_ready(tree)
+
+
+def bench(cfg, epochs: int = 1) -> dict:
+  t0 = time.time()
+  ds, split, graph = train.setup(cfg)
+  t_data = time.time() - t0
+  mesh = sharding.make_mesh()
+  graph = jax.device_put(graph, sharding.replicated(mesh))
+  cf_fn, kg_fn, embed_fn = train.make_step_fns(cfg, graph, mesh)
+  state = jax.device_put(train.init_state(cfg, graph), sharding.replicated(mesh))
+  params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
+  known = sampling.PairSet(split.train[:, 0], split.train[:, 1], ds.n_items)
+  real = slice(0, graph.n_real_edges)
+  h, r, t = (np.asarray(a)[real] for a in (graph.heads, graph.relations, graph.tails))
+  known_kg = sampling.PairSet(h.astype(np.int64) * graph.n_relations + r, t, graph.n_nodes)
+  spc = cfg.train.steps_per_call
+
+  def sample(epoch):
+    rng = np.random.default_rng([cfg.seed, epoch])
+    cf = train._chunks(sampling.cf_epoch(rng, split.train, ds.n_items, cfg.train.batch_size,
+                                         known), spc)
+    kg = train._chunks(sampling.kg_epoch(rng, h, r, t, graph.n_nodes - 1, graph.n_relations,
+                                         cfg.train.kg_batch_size, known_kg), spc)
+    return cf, kg
+
+  cf, kg = sample(0)
+  zeros = np.zeros((*cf.shape[1:3], 4), np.int32)
+  key = jax.random.key(0)
+  t0 = time.time()
+  params, opt_cf, _ = _block(cf_fn(params, opt_cf, cf[0], zeros, key))
+  params, opt_kg, _ = _block(kg_fn(params, opt_kg, kg[0]))
+  compile_s = time.time() - t0
+
+  t0 = time.time()
+  for c in range(min(4, cf.shape[0])):
+    params, opt_cf, _ = cf_fn(params, opt_cf, cf[c], zeros, key)
+  _block(params)
+  cf_step = (time.time() - t0) / (min(4, cf.shape[0]) * spc)
+  t0 = time.time()
+  for c in range(min(8, kg.shape[0])):
+    params, opt_kg, _ = kg_fn(params, opt_kg, kg[c])
+  _block(params)
+  kg_step = (time.time() - t0) / (min(8, kg.shape[0]) * spc)
+
+  epoch_s = []
+  for e in range(epochs):
+    t0 = time.time()
+    cf, kg = sample(e + 1)
+    for c in range(cf.shape[0]):
+      params, opt_cf, _ = cf_fn(params, opt_cf, cf[c], zeros, key)
+    if cfg.model.use_kge:
+      for c in range(kg.shape[0]):
+        params, opt_kg, _ = kg_fn(params, opt_kg, kg[c])
+    _block(params)
+    epoch_s.append(time.time() - t0)
+
+  ev = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
+                          np.concatenate([split.train, split.valid]), ks=tuple(cfg.eval.ks),
+                          batch_size=cfg.eval.batch_size)
+  ev.evaluate_embeddings(*embed_fn(params))   # compile
+  t0 = time.time()
+  metrics = ev.evaluate_embeddings(*_block(embed_fn(params)))
+  eval_s = time.time() - t0
+  return {
+      "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+      "train": len(split.train), "test": len(split.test), "nodes": graph.n_nodes,
+      "edges": graph.n_real_edges, "variant": cfg.model.variant,
+      "batch_size": cfg.train.batch_size, "layers": list(cfg.model.layers),
+      "device": jax.devices()[0].device_kind, "n_devices": jax.device_count(),
+      "jax": jax.__version__, "host": platform.processor() or platform.machine(),
+      "data_seconds": t_data, "compile_seconds": compile_s,
+      "cf_step_seconds": cf_step, "kg_step_seconds": kg_step,
+      "cf_steps_per_epoch": int(cf.shape[0] * spc), "kg_steps_per_epoch": int(kg.shape[0] * spc),
+      "epoch_seconds": float(np.median(epoch_s)), "eval_seconds": eval_s,
+      "test_recall@20": metrics.get("recall@20"),
+      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      "peak_device_bytes": sharding.peak_memory(),
+  }
+
+
+def markdown_row(res: dict) -> str:
+  gb = lambda b: "-" if b is None else f"{b / 2**30:.2f}"
+  return (f"| {res['dataset']} | {res['device']} x{res['n_devices']} | {res['edges']:,} | "
+          f"{res['cf_step_seconds']*1e3:.1f} | {res['kg_step_seconds']*1e3:.1f} | "
+          f"{res['epoch_seconds']:.2f} | {res['eval_seconds']:.2f} | "
+          f"{res['compile_seconds']:.1f} | {gb(res['peak_rss_bytes'])} | "
+          f"{gb(res['peak_device_bytes'])} |")
+
+
+HEADER = ("| dataset | device | CKG edges | CF step ms | KG step ms | epoch s | eval s | "
+          "compile s | peak RSS GiB | peak device GiB |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv=None):
+  overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--config", required=True)
+  p.add_argument("--epochs", type=int, default=1)
+  p.add_argument("--out", default=None)
+  args = p.parse_args(rest)
+  cfg = config_lib.apply_overrides(config_lib.load_file(args.config), overrides)
+  res = bench(cfg, args.epochs)
+  print(HEADER)
+  print(markdown_row(res))
+  if args.out:
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+  return res
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,191 @@
+"""Checkpoint-driven evaluation, recommendation and attention-path explanations."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kgax import checkpoint, config as config_lib, evaluate, train
+from kgax.data.types import DataError, Dataset, Split
+from kgax.graph import Graph
+from kgax.models import kgat as model_lib
+
+
+def _csr(pairs: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+  pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+  return np.r_[0, np.cumsum(np.bincount(pairs[:, 0], minlength=n_rows))], pairs[:, 1]
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _top_k(user_emb, item_emb, users, excluded, k):
+  """Top-k items per user [B] with excluded [B, X] (padded with n_items) set to -inf."""
+  scores = user_emb[users] @ item_emb.T
+  rows = jnp.broadcast_to(jnp.arange(users.shape[0])[:, None], excluded.shape)
+  scores = scores.at[rows, excluded].set(-jnp.inf, mode="drop")
+  return jax.lax.top_k(scores, k)
+
+
+@dataclasses.dataclass
+class Run:
+  """A trained workdir: config, data, graph and the parameters of one checkpoint."""
+
+  workdir: pathlib.Path
+  config: object
+  ds: Dataset
+  split: Split
+  graph: Graph
+  params: dict
+  step: int
+
+  @classmethod
+  def open(cls, workdir: str | pathlib.Path, which: str = "best") -> Run:
+    workdir = pathlib.Path(workdir)
+    cfg = config_lib.from_json(workdir / "config.json")
+    ds, split, graph = train.setup(cfg)
+    target = jax.eval_shape(lambda: train.init_state(cfg, graph))
+    ckpt = checkpoint.Checkpoints(workdir / "checkpoints", metric=cfg.train.select_metric,
+                                  read_only=True)
+    state = ckpt.restore(which, target)
+    return cls(workdir, cfg, ds, split, graph, state["params"], int(state["epoch"]))
+
+  @functools.cached_property
+  def embeddings(self) -> tuple[jax.Array, jax.Array]:
+    return jax.jit(lambda p: model_lib.user_item_embeddings(p, self.graph, self.config.model))(
+        self.params)
+
+  def evaluate(self, split: str = "test") -> dict[str, float]:
+    """Metrics on test (train and validation excluded) or validation (train excluded)."""
+    s = self.split
+    truth, exclude = ((s.test, np.concatenate([s.train, s.valid])) if split == "test"
+                      else (s.valid, s.train))
+    ev = evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude,
+                            ks=tuple(self.config.eval.ks), batch_size=self.config.eval.batch_size)
+    return ev.evaluate_embeddings(*self.embeddings)
+
+  def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
+    """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""
+    s = self.split
+    indptr, indices = _csr(np.concatenate([s.train, s.valid]), self.ds.n_users)
+    k = min(k, self.ds.n_items)
+    user_emb, item_emb = self.embeddings
+    items, scores = [], []
+    for start in range(0, len(users), batch_size):
+      b = np.asarray(users[start:start + batch_size])
+      b_pad = np.r_[b, np.zeros(batch_size - len(b), b.dtype)]
+      lens = indptr[b_pad + 1] - indptr[b_pad]
+      excl = np.full((batch_size, max(1, lens.max())), self.ds.n_items, np.int32)
+      for row, u in enumerate(b_pad):   # ragged rows: one slice copy per user in the batch
+        excl[row, :lens[row]] = indices[indptr[u]:indptr[u + 1]]
+      sc, it = _top_k(user_emb, item_emb, jnp.asarray(b_pad, jnp.int32), jnp.asarray(excl), k)
+      items.append(np.asarray(it)[:len(b)])
+      scores.append(np.asarray(sc)[:len(b)])
+    return np.concatenate(items), np.concatenate(scores)
+
+  # Names --------------------------------------------------------------------------------------
+  def user_index(self, original: str) -> int:
+    ids = self.ds.user_ids
+    if ids is None:
+      u = int(original) if original.lstrip("-").isdigit() else -1
+    else:
+      found = np.flatnonzero(np.asarray(ids).astype(str) == original)
+      u = int(found[0]) if len(found) else -1
+    if not 0 <= u < self.ds.n_users:
+      raise DataError(f"user {original!r}: not in dataset {self.ds.name}")
+    return u
+
+  def _original(self, ids, i) -> str:
+    return str(ids[i]) if ids is not None else str(i)
+
+  def item_name(self, i: int) -> str:
+    title = self.ds.item_titles[i] if self.ds.item_titles is not None else None
+    orig = self._original(self.ds.item_ids, i)
+    return f"{orig} ({title})" if title else orig
+
+  def node_name(self, v: int) -> str:
+    g = self.graph
+    if v < g.n_items:
+      return f"item {self.item_name(v)}"
+    if v < g.n_entities:
+      return f"entity {self._original(self.ds.entity_ids, v)}"
+    if v < g.aux_start:
+      return f"user {self._original(self.ds.user_ids, v - g.user_start)}"
+    if v < g.sink:
+      return f"aux {self.ds.aux.node_names[v - g.aux_start]}"
+    return "sink"
+
+  def relation_name(self, r: int) -> str:
+    names = ("interact", *self.ds.relation_names, *self.ds.aux.attr_names)
+    n = len(names)
+    return names[r] if r < n else f"~{names[r - n]}"
+
+  # Explanations -------------------------------------------------------------------------------
+  @functools.cached_property
+  def _attention(self) -> np.ndarray:
+    """Mean attention weight per edge over layers [E] (deterministic pass)."""
+    _, pi = jax.jit(lambda p: model_lib.propagate(p, self.graph, self.config.model,
+                                                  return_attention=True))(self.params)
+    return np.asarray(pi).mean(0)
+
+  def paths(self, user: int, item: int, n_paths: int = 3):
+    """The highest-attention paths user -> ... -> item of 2 or 3 hops.
+
+    A path's weight is the product of the attention weights pi(h, r, t) along it (h attends to t).
+    Returns [(weight, [(node, relation, node), ...]), ...], best first.
+    """
+    g = self.graph
+    h, r, t = (np.asarray(a)[:g.n_real_edges] for a in (g.heads, g.relations, g.tails))
+    pi = self._attention[:g.n_real_edges]
+    u = g.user_start + user
+    first = np.flatnonzero(h == u)
+    last = np.flatnonzero(t == item)
+    found = []
+    # 2 hops: u -> a -> item
+    a_of = dict(zip(t[first].tolist(), first.tolist()))
+    for e in last:
+      if h[e] in a_of:
+        e1 = a_of[h[e]]
+        found.append((pi[e1] * pi[e], [e1, e]))
+    # 3 hops: u -> a -> b -> item, over edges a -> b between the two frontiers
+    b_of = dict(zip(h[last].tolist(), last.tolist()))
+    mid = np.flatnonzero(np.isin(h, t[first]) & np.isin(t, h[last]))
+    for e2 in mid:
+      e1, e3 = a_of[h[e2]], b_of[t[e2]]
+      found.append((pi[e1] * pi[e2] * pi[e3], [e1, e2, e3]))
+    found.sort(key=lambda x: -x[0])
+    return [(float(w), [(int(h[e]), int(r[e]), int(t[e])) for e in es])
+            for w, es in found[:n_paths]]
+
+  def explain_text(self, user: str, k: int, n_paths: int = 3) -> list[str]:
+    u = self.user_index(user)
+    items, scores = self.recommend(np.array([u]), k)
+    lines = [f"top {k} for user {user} (checkpoint epoch {self.step}):"]
+    for rank, (i, s) in enumerate(zip(items[0], scores[0]), 1):
+      lines.append(f"{rank:3d}. {self.item_name(int(i))}  score {s:.4f}")
+      for w, steps in self.paths(u, int(i), n_paths):
+        hops = " ".join(f"-[{self.relation_name(rr)}]-> {self.node_name(tt)}"
+                        for _, rr, tt in steps)
+        lines.append(f"       {w:.3g}: {self.node_name(steps[0][0])} {hops}")
+    return lines
+
+  def write_recommendations(self, path: str | pathlib.Path, k: int) -> int:
+    """user<TAB>item<TAB>rank<TAB>score for every test user (original ids)."""
+    users = np.unique(self.split.test[:, 0])
+    items, scores = self.recommend(users, k)
+    uid = (np.asarray(self.ds.user_ids).astype(str)[users] if self.ds.user_ids is not None
+           else users.astype(str))
+    iid = (np.asarray(self.ds.item_ids).astype(str) if self.ds.item_ids is not None
+           else np.arange(self.ds.n_items).astype(str))
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as f:
+      f.write("user\titem\trank\tscore\n")
+      for row in range(len(users)):
+        for rank in range(items.shape[1]):
+          f.write(f"{uid[row]}\t{iid[items[row, rank]]}\t{rank + 1}\t{scores[row, rank]:.6f}\n")
+    tmp.replace(path)
+    return items.size
