@@ -1,0 +1,70 @@
+"""Array ops shared by the models: segment reductions, circular correlation, lookups.
+
+Segment ops take a static `num_segments`; ids outside [0, num_segments) (padding) are dropped,
+as in `jax.ops.segment_sum`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int, *,
+                indices_are_sorted: bool = False) -> jax.Array:
+  """out[s] = sum of data[e] over e with segment_ids[e] == s: [E, ...] -> [num_segments, ...]."""
+  return jax.ops.segment_sum(data, segment_ids, num_segments,
+                             indices_are_sorted=indices_are_sorted)
+
+
+def segment_mean(data: jax.Array, segment_ids: jax.Array, num_segments: int, *,
+                 indices_are_sorted: bool = False) -> jax.Array:
+  """Mean of data[e] per segment: [E, ...] -> [num_segments, ...]; empty segments give 0."""
+  total = segment_sum(data, segment_ids, num_segments, indices_are_sorted=indices_are_sorted)
+  count = segment_sum(jnp.ones(segment_ids.shape, total.dtype), segment_ids, num_segments,
+                      indices_are_sorted=indices_are_sorted)
+  count = count.reshape(count.shape + (1,) * (total.ndim - 1))
+  return total / jnp.maximum(count, 1)
+
+
+def segment_softmax(logits: jax.Array, segment_ids: jax.Array, num_segments: int, *,
+                    indices_are_sorted: bool = False) -> jax.Array:
+  """Softmax over the entries sharing a segment id: logits [E] or [E, H] -> weights, same shape.
+
+  pi[e] = exp(x[e] - m[s]) / sum_{e': s(e') = s} exp(x[e'] - m[s]) with s = segment_ids[e] and
+  m[s] the segment max (held constant in the gradient; the softmax does not depend on it).
+  Entries whose id is outside [0, num_segments) get weight 0; so do entries of a segment whose
+  logits are all -inf.
+  """
+  valid = (segment_ids >= 0) & (segment_ids < num_segments)
+  ids = jnp.where(valid, segment_ids, 0)
+  valid = valid.reshape(valid.shape + (1,) * (logits.ndim - 1))
+  seg_max = jax.ops.segment_max(logits, segment_ids, num_segments,
+                                indices_are_sorted=indices_are_sorted)
+  seg_max = jax.lax.stop_gradient(jnp.where(jnp.isfinite(seg_max), seg_max, 0))
+  shifted = jnp.where(valid, logits - seg_max[ids], -jnp.inf)
+  exp = jnp.exp(shifted)
+  denom = segment_sum(exp, segment_ids, num_segments, indices_are_sorted=indices_are_sorted)[ids]
+  return exp / jnp.where(denom > 0, denom, 1)
+
+
+def circular_correlation(a: jax.Array, b: jax.Array) -> jax.Array:
+  """HolE's circular correlation (a * b)_k = sum_i a_i b_{(i+k) mod d}: a, b [..., d] -> [..., d].
+
+  Computed in O(d log d) as irfft(conj(rfft(a)) . rfft(b)); leading axes broadcast; float32 or
+  float64 inputs.
+  """
+  d = a.shape[-1]
+  return jnp.fft.irfft(jnp.conj(jnp.fft.rfft(a)) * jnp.fft.rfft(b), n=d)
+
+
+def embedding_lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
+  """Rows of table [n, d] at ids [...] -> [..., d]; ids outside [0, n) (padding) give zeros."""
+  ids = jnp.where(ids < 0, table.shape[0], ids)
+  return jnp.take(table, ids, axis=0, mode="fill", fill_value=0)
+
+
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
+  """x / sqrt(max(sum(x^2, axis), eps)), as tf.math.l2_normalize (KGAT's layer normalisation)."""
+  sq = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(sq, eps))
