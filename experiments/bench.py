@@ -36,7 +36,8 @@ def bench(cfg, epochs: int = 1) -> dict:
   t_data = time.time() - t0
   mesh = sharding.make_mesh()
   graph = jax.device_put(graph, sharding.replicated(mesh))
-  cf_fn, kg_fn, embed_fn = train.make_step_fns(cfg, graph, mesh)
+  cf_fn, kg_fn = train.make_step_fns(cfg, mesh)
+  evaluate_fn = train.make_evaluate(cfg, graph)
   state = jax.device_put(train.init_state(cfg, graph), sharding.replicated(mesh))
   params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
   known = sampling.PairSet(split.train[:, 0], split.train[:, 1], ds.n_items)
@@ -57,18 +58,18 @@ def bench(cfg, epochs: int = 1) -> dict:
   zeros = np.zeros((*cf.shape[1:3], 4), np.int32)
   key = jax.random.key(0)
   t0 = time.time()
-  params, opt_cf, _ = _block(cf_fn(params, opt_cf, cf[0], zeros, key))
-  params, opt_kg, _ = _block(kg_fn(params, opt_kg, kg[0]))
+  params, opt_cf, _ = _block(cf_fn(params, opt_cf, graph, cf[0], zeros, key))
+  params, opt_kg, _ = _block(kg_fn(params, opt_kg, graph, kg[0]))
   compile_s = time.time() - t0
 
   t0 = time.time()
   for c in range(min(4, cf.shape[0])):
-    params, opt_cf, _ = cf_fn(params, opt_cf, cf[c], zeros, key)
+    params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
   _block(params)
   cf_step = (time.time() - t0) / (min(4, cf.shape[0]) * spc)
   t0 = time.time()
   for c in range(min(8, kg.shape[0])):
-    params, opt_kg, _ = kg_fn(params, opt_kg, kg[c])
+    params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
   _block(params)
   kg_step = (time.time() - t0) / (min(8, kg.shape[0]) * spc)
 
@@ -77,24 +78,24 @@ def bench(cfg, epochs: int = 1) -> dict:
     t0 = time.time()
     cf, kg = sample(e + 1)
     for c in range(cf.shape[0]):
-      params, opt_cf, _ = cf_fn(params, opt_cf, cf[c], zeros, key)
+      params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
     if cfg.model.use_kge:
       for c in range(kg.shape[0]):
-        params, opt_kg, _ = kg_fn(params, opt_kg, kg[c])
+        params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
     _block(params)
     epoch_s.append(time.time() - t0)
 
   ev = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
                           np.concatenate([split.train, split.valid]), ks=tuple(cfg.eval.ks),
                           batch_size=cfg.eval.batch_size)
-  ev.evaluate_embeddings(*embed_fn(params))   # compile
+  evaluate_fn(params, ev)   # compile
   t0 = time.time()
-  metrics = ev.evaluate_embeddings(*_block(embed_fn(params)))
+  metrics = evaluate_fn(params, ev)
   eval_s = time.time() - t0
   return {
       "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
       "train": len(split.train), "test": len(split.test), "nodes": graph.n_nodes,
-      "edges": graph.n_real_edges, "variant": cfg.model.variant,
+      "edges": graph.n_real_edges, "model": cfg.model.name, "variant": cfg.model.get("variant"),
       "batch_size": cfg.train.batch_size, "layers": list(cfg.model.layers),
       "device": jax.devices()[0].device_kind, "n_devices": jax.device_count(),
       "jax": jax.__version__, "host": platform.processor() or platform.machine(),

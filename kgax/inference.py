@@ -13,7 +13,7 @@ import numpy as np
 from kgax import checkpoint, config as config_lib, evaluate, train
 from kgax.data.types import DataError, Dataset, Split
 from kgax.graph import Graph
-from kgax.models import kgat as model_lib
+from kgax import models
 
 
 def _csr(pairs: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -22,9 +22,8 @@ def _csr(pairs: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.partial(jax.jit, static_argnames="k")
-def _top_k(user_emb, item_emb, users, excluded, k):
-  """Top-k items per user [B] with excluded [B, X] (padded with n_items) set to -inf."""
-  scores = user_emb[users] @ item_emb.T
+def _top_k(scores, excluded, k):
+  """Top-k items per row of scores [B, I] with excluded [B, X] (padded with I) set to -inf."""
   rows = jnp.broadcast_to(jnp.arange(users.shape[0])[:, None], excluded.shape)
   scores = scores.at[rows, excluded].set(-jnp.inf, mode="drop")
   return jax.lax.top_k(scores, k)
@@ -53,10 +52,20 @@ class Run:
     state = ckpt.restore(which, target)
     return cls(workdir, cfg, ds, split, graph, state["params"], int(state["epoch"]))
 
+  @property
+  def model(self):
+    return models.get(self.config.model.name)
+
   @functools.cached_property
-  def embeddings(self) -> tuple[jax.Array, jax.Array]:
-    return jax.jit(lambda p: model_lib.user_item_embeddings(p, self.graph, self.config.model))(
-        self.params)
+  def _score_fn(self):
+    """users [B] -> scores [B, n_items] for the restored parameters."""
+    m, graph, params = self.config.model, self.graph, self.params
+    if hasattr(self.model, "user_item_embeddings"):
+      user_emb, item_emb = jax.jit(
+          lambda p, g: self.model.user_item_embeddings(p, g, m))(params, graph)
+      return jax.jit(lambda users: user_emb[users] @ item_emb.T)
+    score = jax.jit(lambda p, g, users: self.model.score_users(p, g, m, users))
+    return lambda users: score(params, graph, users)
 
   def evaluate(self, split: str = "test") -> dict[str, float]:
     """Metrics on test (train and validation excluded) or validation (train excluded)."""
@@ -65,14 +74,13 @@ class Run:
                       else (s.valid, s.train))
     ev = evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude,
                             ks=tuple(self.config.eval.ks), batch_size=self.config.eval.batch_size)
-    return ev.evaluate_embeddings(*self.embeddings)
+    return train.make_evaluate(self.config, self.graph)(self.params, ev)
 
   def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
     """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""
     s = self.split
     indptr, indices = _csr(np.concatenate([s.train, s.valid]), self.ds.n_users)
     k = min(k, self.ds.n_items)
-    user_emb, item_emb = self.embeddings
     items, scores = [], []
     for start in range(0, len(users), batch_size):
       b = np.asarray(users[start:start + batch_size])
@@ -81,7 +89,7 @@ class Run:
       excl = np.full((batch_size, max(1, lens.max())), self.ds.n_items, np.int32)
       for row, u in enumerate(b_pad):   # ragged rows: one slice copy per user in the batch
         excl[row, :lens[row]] = indices[indptr[u]:indptr[u + 1]]
-      sc, it = _top_k(user_emb, item_emb, jnp.asarray(b_pad, jnp.int32), jnp.asarray(excl), k)
+      sc, it = _top_k(self._score_fn(jnp.asarray(b_pad, jnp.int32)), jnp.asarray(excl), k)
       items.append(np.asarray(it)[:len(b)])
       scores.append(np.asarray(sc)[:len(b)])
     return np.concatenate(items), np.concatenate(scores)
@@ -127,8 +135,9 @@ class Run:
   @functools.cached_property
   def _attention(self) -> np.ndarray:
     """Mean attention weight per edge over layers [E] (deterministic pass)."""
-    _, pi = jax.jit(lambda p: model_lib.propagate(p, self.graph, self.config.model,
-                                                  return_attention=True))(self.params)
+    _, pi = jax.jit(lambda p, g: self.model.propagate(p, g, self.config.model,
+                                                      return_attention=True))(self.params,
+                                                                              self.graph)
     return np.asarray(pi).mean(0)
 
   def paths(self, user: int, item: int, n_paths: int = 3):
@@ -164,9 +173,10 @@ class Run:
     u = self.user_index(user)
     items, scores = self.recommend(np.array([u]), k)
     lines = [f"top {k} for user {user} (checkpoint epoch {self.step}):"]
+    explain = hasattr(self.model, "propagate")   # attention paths: KGAT-family models
     for rank, (i, s) in enumerate(zip(items[0], scores[0]), 1):
       lines.append(f"{rank:3d}. {self.item_name(int(i))}  score {s:.4f}")
-      for w, steps in self.paths(u, int(i), n_paths):
+      for w, steps in (self.paths(u, int(i), n_paths) if explain else []):
         hops = " ".join(f"-[{self.relation_name(rr)}]-> {self.node_name(tt)}"
                         for _, rr, tt in steps)
         lines.append(f"       {w:.3g}: {self.node_name(steps[0][0])} {hops}")

@@ -9,7 +9,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 def make_mesh(n_devices: int | None = None) -> jax.sharding.Mesh:
   """A 1-D mesh over all (or the first n) devices, axis "data"."""
   n = n_devices or jax.device_count()
-  return jax.make_mesh((n,), ("data",), devices=jax.devices()[:n])
+  return jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:n])
 
 
 def replicated(mesh) -> NamedSharding:

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from kgax import checkpoint, evaluate, sampling, sharding
 from kgax.data import load
 from kgax.graph import Graph, GraphOptions, build_graph
-from kgax.models import kgat as model_lib
+from kgax import models
 
 
 class TrainingError(RuntimeError):
@@ -48,7 +48,7 @@ def make_optimizers(config) -> tuple[optax.GradientTransformation, optax.Gradien
 
 def init_state(config, graph: Graph) -> dict:
   key = jax.random.key(config.seed)
-  params = model_lib.init(key, config.model, graph)
+  params = models.get(config.model.name).init(key, config.model, graph)
   tx_cf, tx_kg = make_optimizers(config)
   return {
       "params": params,
@@ -62,31 +62,36 @@ def init_state(config, graph: Graph) -> dict:
   }
 
 
-def make_step_fns(config, graph: Graph, mesh):
-  """Jitted functions running `steps_per_call` CF (or KG) steps in one lax.scan."""
+def make_step_fns(config, mesh):
+  """Jitted functions running `steps_per_call` CF (or KG) steps in one lax.scan.
+
+  The graph is an argument, not a closed-over constant: XLA would otherwise embed (and try to
+  constant-fold through) the edge arrays.
+  """
   m = config.model
+  model_lib = models.get(m.name)
   tx_cf, tx_kg = make_optimizers(config)
   joint = config.optim.schedule == "joint"
 
-  def cf_loss(params, batch, rng, kg_batch=None):
+  def cf_loss(params, graph, batch, rng, kg_batch=None):
     loss = model_lib.cf_loss(params, graph, m, batch, rng, config.optim.l2)
     if joint and m.use_kge:
       loss = loss + model_lib.kg_loss(params, graph, m, kg_batch, config.optim.kg_l2)
     return loss
 
-  def cf_steps(params, opt, batches, kg_batches, rng):
+  def cf_steps(params, opt, graph, batches, kg_batches, rng):
     def step(carry, xs):
       params, opt = carry
       i, batch, kg_batch = xs
-      loss, grads = jax.value_and_grad(cf_loss)(params, batch, jax.random.fold_in(rng, i),
-                                                kg_batch)
+      loss, grads = jax.value_and_grad(cf_loss)(params, graph, batch,
+                                                jax.random.fold_in(rng, i), kg_batch)
       updates, opt = tx_cf.update(grads, opt, params)
       return (optax.apply_updates(params, updates), opt), loss
     idx = jnp.arange(batches.shape[0])
     (params, opt), losses = jax.lax.scan(step, (params, opt), (idx, batches, kg_batches))
     return params, opt, losses
 
-  def kg_steps(params, opt, batches):
+  def kg_steps(params, opt, graph, batches):
     def step(carry, batch):
       params, opt = carry
       loss, grads = jax.value_and_grad(model_lib.kg_loss)(params, graph, m, batch,
@@ -99,11 +104,21 @@ def make_step_fns(config, graph: Graph, mesh):
   rep = sharding.replicated(mesh)
   data = sharding.batch_sharded(mesh, axis=1)
   cf = jax.jit(cf_steps, donate_argnums=(0, 1),
-               in_shardings=(rep, rep, data, data, rep), out_shardings=(rep, rep, rep))
+               in_shardings=(rep, rep, rep, data, data, rep), out_shardings=(rep, rep, rep))
   kg = jax.jit(kg_steps, donate_argnums=(0, 1),
-               in_shardings=(rep, rep, data), out_shardings=(rep, rep, rep))
-  embed = jax.jit(lambda params: model_lib.user_item_embeddings(params, graph, m))
-  return cf, kg, embed
+               in_shardings=(rep, rep, rep, data), out_shardings=(rep, rep, rep))
+  return cf, kg
+
+
+def make_evaluate(config, graph: Graph):
+  """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function."""
+  m = config.model
+  model_lib = models.get(m.name)
+  if hasattr(model_lib, "user_item_embeddings"):
+    embed = jax.jit(lambda p, g: model_lib.user_item_embeddings(p, g, m))
+    return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph))
+  score = jax.jit(lambda p, g, users: model_lib.score_users(p, g, m, users))
+  return lambda params, ev: ev(lambda users: score(params, graph, users))
 
 
 def _chunks(batches: np.ndarray, size: int):
@@ -153,7 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     jax.distributed.initialize()
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  model_lib.check_config(config.model)
+  models.get(config.model.name).check_config(config.model)
   if config.optim.schedule not in ("alternate", "joint"):
     raise ValueError(f"config.optim.schedule={config.optim.schedule!r}: "
                      "expected 'alternate' or 'joint'")
@@ -168,7 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       raise ValueError(f"config.train.{name}={config.train[name]} is not divisible by the "
                        f"{n_dev} devices")
   graph = jax.device_put(graph, sharding.replicated(mesh))
-  cf_fn, kg_fn, embed_fn = make_step_fns(config, graph, mesh)
+  cf_fn, kg_fn = make_step_fns(config, mesh)
+  evaluate_fn = make_evaluate(config, graph)
   ks = tuple(config.eval.ks)
   valid_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.valid, split.train, ks=ks,
                                   batch_size=config.eval.batch_size)
@@ -224,7 +240,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                  else np.zeros((*cf_chunks.shape[:3], 4), np.int32))
     cf_losses = []
     for c in range(cf_chunks.shape[0]):
-      params, opt_cf, losses = cf_fn(params, opt_cf, cf_chunks[c], kg_for_cf[c],
+      params, opt_cf, losses = cf_fn(params, opt_cf, graph, cf_chunks[c], kg_for_cf[c],
                                      jax.random.fold_in(rng, c))
       cf_losses.append(losses)
     cf_losses = np.asarray(jnp.concatenate(cf_losses))   # one host sync per epoch phase
@@ -233,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     if use_kg_phase:
       kg_losses = []
       for chunk in _chunks(kg_batches, spc):
-        params, opt_kg, losses = kg_fn(params, opt_kg, chunk)
+        params, opt_kg, losses = kg_fn(params, opt_kg, graph, chunk)
         kg_losses.append(losses)
       kg_losses = np.asarray(jnp.concatenate(kg_losses))
       _check_finite(kg_losses, "KG", epoch)
@@ -248,7 +264,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
     last = epoch + 1 == epochs
     if (epoch + 1) % config.train.eval_every == 0 or last:
-      metrics = valid_eval.evaluate_embeddings(*embed_fn(state["params"]))
+      metrics = evaluate_fn(state["params"], valid_eval)
       value = metrics[config.train.select_metric]
       improved = value > float(state["best"])
       state = dict(state, best=jnp.asarray(max(value, float(state["best"])), jnp.float32),
@@ -275,11 +291,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   ckpt.wait()
 
   best_state = ckpt.restore_best(state) or state
-  emb = embed_fn(best_state["params"])
-  valid_metrics = valid_eval.evaluate_embeddings(*emb)
-  test_metrics = test_eval.evaluate_embeddings(*emb)
+  valid_metrics = evaluate_fn(best_state["params"], valid_eval)
+  test_metrics = evaluate_fn(best_state["params"], test_eval)
   results = {
-      "config": config.model.variant,
+      "model": config.model.name,
+      "config": config.model.get("variant", config.model.name),
       "best_epoch": int(best_state["epoch"]),
       "epochs_run": int(state["epoch"]),
       "valid": valid_metrics,

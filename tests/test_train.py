@@ -146,12 +146,12 @@ out = {{}}
 for n in (1, 4):
   mesh = sharding.make_mesh(n)
   g = jax.device_put(graph, sharding.replicated(mesh))
-  cf, kg, _ = train.make_step_fns(cfg, g, mesh)
+  cf, kg = train.make_step_fns(cfg, mesh)
   state = jax.device_put(train.init_state(cfg, g), sharding.replicated(mesh))
   known = sampling.PairSet(split.train[:, 0], split.train[:, 1], ds.n_items)
   batches = sampling.cf_epoch(np.random.default_rng(0), split.train, ds.n_items, 128, known)[:4]
   zeros = np.zeros((*batches.shape[:2], 4), np.int32)
-  params, opt, losses = cf(state["params"], state["opt_cf"], batches, zeros, jax.random.key(0))
+  params, opt, losses = cf(state["params"], state["opt_cf"], g, batches, zeros, jax.random.key(0))
   out[n] = [np.asarray(losses).tolist(), float(np.abs(np.asarray(params["node"])).sum())]
 print(json.dumps(out))
 """

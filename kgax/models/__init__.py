@@ -1,0 +1,24 @@
+"""Models: each module is a set of pure functions over a parameter pytree.
+
+Every model module provides
+    check_config(m)                                  one-line ValueError for bad switches
+    init(key, m, graph) -> params
+    cf_loss(params, graph, m, batch[B,3], rng, l2)   BPR (or the model's ranking loss)
+and either
+    user_item_embeddings(params, graph, m) -> (users [U, D], items [I, D])   score = dot product
+or
+    score_users(params, graph, m, users[B]) -> [B, n_items]
+and, when it trains a KG loss (config.model.use_kge),
+    kg_loss(params, graph, m, batch[B,4], l2)        on (h, r, t, t') quadruples
+"""
+
+import importlib
+
+NAMES = ("kgat", "mf", "fm", "cke", "cfkg", "kgcn")
+
+
+def get(name: str):
+  """The model module for `config.model.name`."""
+  if name not in NAMES:
+    raise ValueError(f"config.model.name={name!r}: expected one of {NAMES}")
+  return importlib.import_module(f"kgax.models.{name}")
