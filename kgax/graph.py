@@ -42,6 +42,7 @@ class Graph:
   aux_node: jnp.ndarray   # int32 [F] node id of the aux node
   aux_weight: jnp.ndarray  # float32 [F] weights normalised to sum 1 per owner (0 for padding)
   relation_order: jnp.ndarray  # int32 [E] edge permutation that groups edges by relation
+  tail_order: jnp.ndarray  # int32 [E] edge permutation that sorts edges by tail
   relation_sizes: tuple[int, ...] = flax.struct.field(pytree_node=False)  # edges per relation
   n_items: int = flax.struct.field(pytree_node=False)
   n_entities: int = flax.struct.field(pytree_node=False)
@@ -139,6 +140,7 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   f_w = np.r_[w, np.zeros(n_fpad)].astype(np.float32)
   f_order = np.argsort(f_owner, kind="stable")
   relation_order = np.argsort(r, kind="stable")
+  tail_order = np.argsort(t, kind="stable")
   relation_sizes = tuple(int(c) for c in np.bincount(r, minlength=2 * n_fwd))
 
   i32 = lambda x: jnp.asarray(x, jnp.int32)
@@ -147,5 +149,6 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
       aux_owner=i32(f_owner[f_order]), aux_node=i32(f_node[f_order]),
       aux_weight=jnp.asarray(f_w[f_order]),
       relation_order=i32(relation_order), relation_sizes=relation_sizes,
+      tail_order=i32(tail_order),
       n_items=ds.n_items, n_entities=n_e, n_users=n_u, n_aux=aux.n_nodes,
       n_kg_relations=ds.n_relations, n_aux_relations=aux.n_attrs, n_real_edges=n_real)

@@ -136,3 +136,24 @@ def test_l2_normalize():
   np.testing.assert_allclose(ops.l2_normalize(x.T, axis=0), [[0.6, 0.0], [0.8, 0.0]], rtol=1e-6)
   grad = jax.grad(lambda v: jnp.sum(ops.l2_normalize(v)))(x)
   assert np.all(np.isfinite(grad))
+
+
+def test_weighted_spmm_matches_dense_product_and_its_gradient():
+  from kgax import ops
+  rng = np.random.default_rng(3)
+  n, e, d = 7, 30, 4
+  heads = np.sort(rng.integers(0, n, e))
+  tails = rng.integers(0, n, e)
+  w = rng.random(e)
+  x = rng.normal(size=(n, d))
+  dense = np.zeros((n, n))
+  np.add.at(dense, (heads, tails), w)
+  order = np.argsort(tails, kind="stable")
+  args = [jnp.asarray(a) for a in (heads, tails, order)]
+  got = ops.weighted_spmm(jnp.asarray(w, jnp.float32), jnp.asarray(x, jnp.float32), *args)
+  np.testing.assert_allclose(np.asarray(got), dense @ x, rtol=1e-5, atol=1e-5)
+  g = rng.normal(size=(n, d))
+  loss = lambda w_, x_: jnp.sum(ops.weighted_spmm(w_, x_, *args) * g)
+  dw, dx = jax.grad(loss, argnums=(0, 1))(jnp.asarray(w, jnp.float32), jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(np.asarray(dx), dense.T @ g, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(dw), np.sum(g[heads] * x[tails], 1), rtol=1e-5, atol=1e-5)

@@ -6,7 +6,10 @@ into the cache), or a folder in any supported format, detected from its files.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
+
+import numpy as np
 
 from kgax.data import fetch, kgat, movielens, recbole, split, synthetic
 from kgax.data.types import DataError, Dataset, Split
@@ -49,9 +52,31 @@ def load_dataset(name: str, *, min_rating: float | None = None, seed: int = 0) -
                   f"(known: synthetic, synthetic-PRESET, {', '.join(sorted(fetch.REGISTRY))})")
 
 
+def with_aux_from(ds: Dataset, source: str | pathlib.Path) -> Dataset:
+  """`ds` with the aux facts of another dataset over the same user and item ids.
+
+  E.g. the ml-100k-kg benchmark split (KGAT format, no side information) with the genres, years
+  and demographics of the RecBole ml-100k files it was derived from.
+  """
+  other = load_dataset(str(source))
+  if (other.n_users, other.n_items) != (ds.n_users, ds.n_items):
+    raise DataError(f"{source}: aux source has {other.n_users} users / {other.n_items} items, "
+                    f"dataset {ds.name} has {ds.n_users} / {ds.n_items}")
+  if ds.user_ids is not None and other.user_ids is not None and not np.array_equal(
+      np.asarray(ds.user_ids).astype(str), np.asarray(other.user_ids).astype(str)):
+    raise DataError(f"{source}: user ids differ from those of {ds.name}")
+  return dataclasses.replace(
+      ds, aux=other.aux, item_titles=ds.item_titles if ds.item_titles is not None
+      else other.item_titles,
+      notes=ds.notes + (f"aux facts from {source}: {len(other.aux)} facts, "
+                        f"{other.aux.n_nodes} aux nodes",))
+
+
 def load_split(data_config) -> tuple[Dataset, Split]:
   """The dataset named by `config.data` and its deterministic split."""
   ds = load_dataset(data_config.name, min_rating=data_config.get("min_rating"))
+  if data_config.get("aux_from"):
+    ds = with_aux_from(ds, data_config.aux_from)
   return ds, split.split_dataset(ds, seed=data_config.split_seed,
                                  test_fraction=data_config.test_fraction,
                                  valid_fraction=data_config.valid_fraction)

@@ -165,9 +165,9 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
       per_rel = ops.segment_sum(pi, heads * r_all + graph.relations, n * r_all,
                                 indices_are_sorted=True).reshape(n, r_all)
       agg = (ah * mass[:, None] + per_rel @ br
-             + ops.segment_sum(pi[:, None] * ct[tails], heads, n, indices_are_sorted=True))
+             + ops.weighted_spmm(pi, ct, heads, tails, graph.tail_order))
     else:
-      agg = ops.segment_sum(pi[:, None] * x[tails], heads, n, indices_are_sorted=True)
+      agg = ops.weighted_spmm(pi, x, heads, tails, graph.tail_order)
     x = _aggregate(layer, m, x, agg)
     if rng is not None and m.message_dropout > 0:
       keep = jax.random.bernoulli(jax.random.fold_in(rng, l), 1.0 - m.message_dropout, x.shape)
