@@ -1,0 +1,98 @@
+"""Running a study: many (config, seed) runs, restartable, with progress across runs.
+
+A run whose workdir already holds results.json is skipped, so an interrupted study continues
+where it stopped (a run cut mid-way resumes from its latest checkpoint).
+
+    python experiments/runs.py --config configs/kgat_ax.py:dataset=DIR --seeds 0 1 2 \
+        --root runs/study [--config.optim.lr=5e-3]
+
+prints mean +- std of the test metrics over seeds and writes ROOT/summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from kgax import config as config_lib, train  # noqa: E402
+
+
+@dataclasses.dataclass
+class Job:
+  name: str          # workdir name below the study root
+  config: object     # ml_collections.ConfigDict
+
+
+def run_jobs(jobs: list[Job], root: str | pathlib.Path) -> dict[str, dict]:
+  """Runs every job not finished yet; returns {name: results} for all of them."""
+  root = pathlib.Path(root)
+  results, todo = {}, []
+  for job in jobs:
+    done = root / job.name / "results.json"
+    if done.is_file():
+      results[job.name] = json.loads(done.read_text())
+    else:
+      todo.append(job)
+  print(f"{len(jobs)} runs: {len(results)} already finished, {len(todo)} to go", flush=True)
+  t0 = time.time()
+  for n, job in enumerate(todo):
+    elapsed = time.time() - t0
+    eta = "" if n == 0 else f", ETA {elapsed / n * (len(todo) - n) / 60:.1f} min"
+    print(f"[{n + 1}/{len(todo)}] {job.name}{eta}", flush=True)
+    results[job.name] = train.train_and_evaluate(job.config, root / job.name)
+  return results
+
+
+def mean_std(values) -> tuple[float, float]:
+  v = np.asarray(values, float)
+  return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def seed_jobs(config, seeds, prefix: str) -> list[Job]:
+  jobs = []
+  for seed in seeds:
+    c = config.copy_and_resolve_references()
+    c.seed = int(seed)
+    jobs.append(Job(f"{prefix}-seed{seed}", c))
+  return jobs
+
+
+def summarize(results: dict[str, dict], keys=("recall@20", "ndcg@20", "auc")) -> dict:
+  out = {}
+  for key in keys:
+    vals = [r["test"][key] for r in results.values() if key in r["test"]]
+    if vals:
+      out[key] = mean_std(vals)
+  out["best_epochs"] = [r["best_epoch"] for r in results.values()]
+  out["wall_seconds"] = [r["wall_seconds"] for r in results.values()]
+  return out
+
+
+def main(argv=None):
+  overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("--config", required=True)
+  p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+  p.add_argument("--root", required=True)
+  p.add_argument("--name", default="run")
+  args = p.parse_args(rest)
+  cfg = config_lib.apply_overrides(config_lib.load_file(args.config), overrides)
+  results = run_jobs(seed_jobs(cfg, args.seeds, args.name), args.root)
+  summary = summarize(results)
+  for key, value in summary.items():
+    if isinstance(value, tuple):
+      print(f"{key}: {value[0]:.4f} +- {value[1]:.4f}")
+  root = pathlib.Path(args.root)
+  (root / f"{args.name}-summary.json").write_text(json.dumps(summary, indent=2))
+  return summary
+
+
+if __name__ == "__main__":
+  main()
