@@ -75,6 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.eval_every = 5
   c.train.patience = 10              # evaluations without improvement before stopping
   c.train.select_metric = "recall@20"
+  c.train.log_test = False           # also log test metrics at each evaluation (curves only)
   c.train.keep_checkpoints = 2
   c.train.distributed = False        # jax.distributed.initialize() for multi-host runs
 

@@ -75,6 +75,40 @@ def summarize(results: dict[str, dict], keys=("recall@20", "ndcg@20", "auc")) ->
   return out
 
 
+def fmt(ms: tuple[float, float]) -> str:
+  return f"{ms[0]:.4f} ± {ms[1]:.4f}"
+
+
+def study_args(description: str, argv=None, *, default_root: str):
+  """Common options of the study scripts; returns (args, config overrides)."""
+  overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
+  p = argparse.ArgumentParser(description=description)
+  p.add_argument("--dataset", required=True, help="registered name or folder")
+  p.add_argument("--aux-from", default="", help="folder with aux facts over the same ids")
+  p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+  p.add_argument("--root", default=default_root, help="where the runs' workdirs go")
+  p.add_argument("--out", required=True, help="output prefix for .md/.json/.png")
+  args = p.parse_args(rest)
+  return args, overrides
+
+
+def model_config(config_file: str, args, overrides, arg: str = "") -> object:
+  """A config file's config for args.dataset, with --aux-from and --config.* overrides."""
+  spec = f"{config_file}:dataset={args.dataset}" + (f",{arg}" if arg else "")
+  cfg = config_lib.apply_overrides(config_lib.load_file(spec), overrides)
+  if args.aux_from and "aux_from" in cfg.data:
+    cfg.data.aux_from = args.aux_from
+  return cfg
+
+
+def write_outputs(out: str | pathlib.Path, markdown: str, data: dict) -> None:
+  out = pathlib.Path(out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.with_suffix(".md").write_text(markdown)
+  out.with_suffix(".json").write_text(json.dumps(data, indent=2))
+  print(markdown)
+
+
 def main(argv=None):
   overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
   p = argparse.ArgumentParser(description=__doc__)

@@ -9,6 +9,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from kgax import checkpoint, config as config_lib, evaluate, train
 from kgax.data.types import DataError, Dataset, Split
@@ -24,7 +25,7 @@ def _csr(pairs: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.partial(jax.jit, static_argnames="k")
 def _top_k(scores, excluded, k):
   """Top-k items per row of scores [B, I] with excluded [B, X] (padded with I) set to -inf."""
-  rows = jnp.broadcast_to(jnp.arange(users.shape[0])[:, None], excluded.shape)
+  rows = jnp.broadcast_to(jnp.arange(scores.shape[0])[:, None], excluded.shape)
   scores = scores.at[rows, excluded].set(-jnp.inf, mode="drop")
   return jax.lax.top_k(scores, k)
 
@@ -190,12 +191,12 @@ class Run:
            else users.astype(str))
     iid = (np.asarray(self.ds.item_ids).astype(str) if self.ds.item_ids is not None
            else np.arange(self.ds.n_items).astype(str))
+    table = pd.DataFrame({
+        "user": np.repeat(uid, items.shape[1]), "item": iid[items.ravel()],
+        "rank": np.tile(np.arange(1, items.shape[1] + 1), len(users)),
+        "score": scores.ravel()})
     path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-      f.write("user\titem\trank\tscore\n")
-      for row in range(len(users)):
-        for rank in range(items.shape[1]):
-          f.write(f"{uid[row]}\t{iid[items[row, rank]]}\t{rank + 1}\t{scores[row, rank]:.6f}\n")
+    tmp = path.with_name(path.name + ".tmp")   # written whole, then moved into place
+    table.to_csv(tmp, sep="\t", index=False, float_format="%.6f")
     tmp.replace(path)
     return items.size

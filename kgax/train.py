@@ -207,6 +207,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   known_cf = sampling.PairSet(train[:, 0], train[:, 1], ds.n_items)
   real = slice(0, graph.n_real_edges)
   heads, rels, tails = (np.asarray(a)[real] for a in (graph.heads, graph.relations, graph.tails))
+  n_neg = graph.n_nodes - 1   # KG negatives t' are drawn from [0, n_neg)
+  if config.model.get("kg_triples", "ckg") == "kg":   # KG relations and inverses; entity negatives
+    base = rels % graph.n_fwd_relations
+    keep = (base >= 1) & (base <= graph.n_kg_relations)
+    heads, rels, tails, n_neg = heads[keep], rels[keep], tails[keep], graph.n_entities
   known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
                               graph.n_nodes)
   spc = config.train.steps_per_call
@@ -222,13 +227,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     n_kg = cf.shape[0] * kg_b if joint_kg else None
     kg = None
     if use_kg_phase or joint_kg:
-      kg = sampling.kg_epoch(rng, heads, rels, tails, graph.n_nodes - 1, graph.n_relations,
+      kg = sampling.kg_epoch(rng, heads, rels, tails, n_neg, graph.n_relations,
                              kg_b, known_kg)
       if joint_kg:
         reps = -(-n_kg // (kg.shape[0] * kg_b))
         kg = np.concatenate([kg] * reps)[:cf.shape[0]]
     return cf, kg
 
+  if int(state["bad_evals"]) >= config.train.patience:
+    epochs = start_epoch   # this run already stopped early: go straight to the final evaluation
   bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
   for epoch in range(start_epoch, epochs):
     t0 = time.time()
@@ -258,7 +265,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                  epoch=jnp.asarray(epoch + 1, jnp.int32))
     epoch_times.append(time.time() - t0)
     row = {"epoch": epoch + 1, "cf_loss": float(cf_losses.mean()), "kg_loss": kg_loss,
-           "epoch_seconds": epoch_times[-1]}
+           "epoch_seconds": epoch_times[-1], "wall": time.time() - t_start}
     bar.set_postfix(cf=f"{row['cf_loss']:.4f}", kg="-" if kg_loss is None else f"{kg_loss:.4f}")
     log.write(**row)
 
@@ -272,7 +279,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                                           jnp.int32),
                    bad_evals=jnp.asarray(0 if improved else int(state["bad_evals"]) + 1,
                                          jnp.int32))
-      log.write(epoch=epoch + 1, split="valid", **metrics)
+      log.write(epoch=epoch + 1, split="valid", wall=time.time() - t_start, **metrics)
+      if config.train.log_test:   # reporting only (time-to-quality curves); never for selection
+        log.write(epoch=epoch + 1, split="test", wall=time.time() - t_start,
+                  **evaluate_fn(state["params"], test_eval))
       tqdm.write(f"epoch {epoch + 1}: valid {config.train.select_metric} {value:.4f}"
                  f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
       ckpt.save(epoch + 1, state, value if improved else None)
