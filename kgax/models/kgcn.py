@@ -1,0 +1,133 @@
+"""KGCN (Wang et al. WWW 2019) with the sum aggregator, trained with BPR for ranking.
+
+The KG is read undirected, as in KGCN: the neighbours of entity v are the tails of its CKG edges
+with a KG relation r in 1..R or its inverse, both mapped to KG relation r (row r - 1 of the
+relation table). Each entity gets K = neighbor_sample_size neighbours drawn uniformly with
+replacement (`neighbour_table`); an entity without KG edges gets itself K times, masked out.
+
+For user u and item v with H = n_iter hops, the receptive field is v, its K sampled neighbours,
+their K neighbours each, ... (K^h entities at hop h). Iteration i = 0..H-1 updates every hop
+h < H - i from hop h + 1:
+
+    pi(u, r_n)  = softmax over the K sampled neighbours n of (e_u . e_{r_n})
+    agg         = sum_n pi(u, r_n) x_n
+    x_new       = act_i(W_i (x + agg) + b_i),  act = ReLU, tanh for the last iteration
+
+and score(u, v) = e_u . x_v, the hop-0 vector after H iterations.
+
+Sampling: `cf_loss` draws a fresh table from its `rng` at every step (the loop folds the epoch and
+step into it, so every epoch sees new neighbourhoods: KGCN's per-epoch resampling, done more
+often); `score_users` uses the fixed table of key `EVAL_SEED`, so evaluation is deterministic.
+
+Scores are user-specific (attention depends on e_u), so the model exposes `score_users`. Its
+memory per chunk of C items is about B x C x K^(H-1) x d floats for B users: items go through in
+chunks of `score_chunk` (config); lower it or config.eval.batch_size when memory is short.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from kgax import ops
+from kgax.graph import Graph
+from kgax.models import mf
+from kgax.models.fm import relation_edges
+
+_glorot = jax.nn.initializers.glorot_uniform()
+EVAL_SEED = 0
+
+
+def check_config(m: ml_collections.ConfigDict) -> None:
+  """Rejects non-positive sizes with a one-line error naming the field."""
+  for field in ("embed_dim", "neighbor_sample_size", "n_iter", "score_chunk"):
+    if m[field] <= 0:
+      raise ValueError(f"config.model.{field}={m[field]}: expected a positive integer")
+
+
+def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+  """Xavier-initialised user [n_users, d], entity [n_entities, d] and relation [R, d] tables;
+  per iteration an aggregator W [d, d], b [d]."""
+  check_config(m)
+  if not sum(graph.relation_sizes[1:1 + graph.n_kg_relations]):
+    raise ValueError("model kgcn: the dataset has no KG triples to aggregate over")
+  d = m.embed_dim
+  keys = jax.random.split(key, 3 + m.n_iter)
+  return {"user": _glorot(keys[0], (graph.n_users, d)),
+          "entity": _glorot(keys[1], (graph.n_entities, d)),
+          "relation": _glorot(keys[2], (graph.n_kg_relations, d)),
+          "layers": [{"W": _glorot(k, (d, d)), "b": jnp.zeros(d)} for k in keys[3:]]}
+
+
+def neighbour_table(graph: Graph, key: jax.Array, k: int):
+  """K sampled KG neighbours per entity: (entity ids, KG relation ids 0..R-1) int32
+  [n_entities, K] and has_neighbours bool [n_entities].
+
+  The KG edges (forward and inverse) are sorted by head, so each entity's edges are a segment;
+  each of the K draws picks an edge uniformly within that segment.
+  """
+  n, r_kg, n_fwd = graph.n_entities, graph.n_kg_relations, graph.n_fwd_relations
+  edges = jnp.concatenate([relation_edges(graph, 1, r_kg),
+                           relation_edges(graph, n_fwd + 1, n_fwd + r_kg)])
+  edges = edges[jnp.argsort(graph.heads[edges], stable=True)]
+  heads = graph.heads[edges]
+  count = ops.segment_sum(jnp.ones(heads.shape, jnp.int32), heads, n, indices_are_sorted=True)
+  start = jnp.cumsum(count) - count
+  draw = jnp.floor(jax.random.uniform(key, (n, k)) * count[:, None]).astype(jnp.int32)
+  pick = edges[jnp.minimum(start[:, None] + draw, edges.shape[0] - 1)]
+  has = count > 0
+  ent = jnp.where(has[:, None], graph.tails[pick], jnp.arange(n)[:, None])
+  rel = jnp.where(has[:, None], graph.relations[pick] % n_fwd - 1, 0)
+  return ent, rel, has
+
+
+def _represent(params, table, u: jax.Array, items: jax.Array) -> jax.Array:
+  """x_v for one user: u [d], items [C] -> [C, d] (vmapped over users)."""
+  ent, rel, has = table
+  e = params["entity"]
+  user_rel = params["relation"] @ u                        # e_u . e_r for every KG relation [R]
+  n_iter = len(params["layers"])
+  ids, scores, masks = [items[:, None]], [], []            # hop h: [C, K^h]
+  for _ in range(n_iter):
+    ids.append(ent[ids[-1]].reshape(items.shape[0], -1))
+    scores.append(user_rel[rel[ids[-2]]])                  # [C, K^h, K]
+    masks.append(has[ids[-2]])                             # [C, K^h]
+  x = [e[i] for i in ids]                                  # hop h: [C, K^h, d]
+  for it, layer in enumerate(params["layers"]):
+    act = jnp.tanh if it == n_iter - 1 else jax.nn.relu
+    new = []
+    for h in range(n_iter - it):
+      pi = jax.nn.softmax(scores[h], -1) * masks[h][..., None]
+      nb = x[h + 1].reshape(*pi.shape, -1)                 # [C, K^h, K, d]
+      agg = jnp.einsum("cnk,cnkd->cnd", pi, nb)
+      new.append(act((x[h] + agg) @ layer["W"] + layer["b"]))
+    x = new
+  return x[0][:, 0]
+
+
+def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
+  """BPR on a batch [B, 3] of (user, pos item, neg item), neighbourhoods drawn from `rng`;
+  L2 of e_u, x_i, x_j."""
+  table = neighbour_table(graph, rng, m.neighbor_sample_size)
+  u = params["user"][batch[:, 0]]
+  x = jax.vmap(lambda u, v: _represent(params, table, u, v))(u, batch[:, 1:])   # [B, 2, d]
+  xi, xj = x[:, 0], x[:, 1]
+  return mf.bpr_loss(jnp.sum(u * xi, -1), jnp.sum(u * xj, -1), l2, u, xi, xj)
+
+
+def score_users(params, graph: Graph, m, users: jax.Array) -> jax.Array:
+  """score(u, v) = e_u . x_v(u) for users [B] and every item: [B, n_items], in item chunks."""
+  table = neighbour_table(graph, jax.random.key(EVAL_SEED), m.neighbor_sample_size)
+  u = params["user"][users]
+  n = graph.n_items
+  chunk = min(m.score_chunk, n)
+  n_chunks = -(-n // chunk)
+  items = jnp.minimum(jnp.arange(n_chunks * chunk), n - 1).reshape(n_chunks, chunk)
+
+  def scores(ids):                                         # [B, chunk]
+    x = jax.vmap(lambda u: _represent(params, table, u, ids))(u)
+    return jnp.einsum("bd,bcd->bc", u, x)
+
+  out = jax.lax.map(scores, items)                         # [n_chunks, B, chunk]
+  return jnp.moveaxis(out, 0, 1).reshape(users.shape[0], -1)[:, :n]
