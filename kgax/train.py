@@ -125,8 +125,8 @@ def _chunks(batches: np.ndarray, size: int):
   """Splits [S, B, c] into equal chunks [size, B, c] (the tail padded by repeating steps)."""
   n = batches.shape[0]
   pad = (-n) % size
-  if pad:
-    batches = np.concatenate([batches, batches[:pad]])   # a few steps seen twice, same shape
+  if pad:   # a few steps seen twice, so that every call has the same shape
+    batches = batches[np.arange(n + pad) % n]
   return batches.reshape(-1, size, *batches.shape[1:])
 
 
