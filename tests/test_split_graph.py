@@ -114,3 +114,17 @@ def test_graph_without_aux_edges_or_inverses():
   r = np.asarray(g.relations)[: g.n_real_edges]
   assert r.max() < 3   # interact and the two KG relations only
   assert g.n_real_edges == len(ds.interactions) + len(ds.kg)
+
+
+def test_graph_projection_pairs():
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=64))
+  h, r, t = (np.asarray(a) for a in (g.heads, g.relations, g.tails))
+  for side, nodes, index, sizes in (("head", h, g.head_pair_index, g.head_pair_sizes),
+                                    ("tail", t, g.tail_pair_index, g.tail_pair_sizes)):
+    pair_nodes = np.asarray(getattr(g, f"{side}_pair_nodes"))
+    pair_rel = np.repeat(np.arange(g.n_relations), sizes)
+    idx = np.asarray(index)
+    np.testing.assert_array_equal(pair_nodes[idx], nodes)   # each edge points at its own pair
+    np.testing.assert_array_equal(pair_rel[idx], r)
+    assert len(set(zip(pair_nodes, pair_rel))) == len(pair_nodes)   # pairs are distinct

@@ -89,22 +89,25 @@ def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
   return x + jnp.where(has_aux[:, None], delta, 0.0)
 
 
-def _per_relation(x: jax.Array, w: jax.Array, graph: Graph) -> jax.Array:
-  """W_{r_e} x_e for every edge: x [E, d], w [R, d, k] -> [E, k], one matmul per relation."""
-  xs = x[graph.relation_order]
-  out, start = [], 0
-  for r, size in enumerate(graph.relation_sizes):
+def _project_pairs(x: jax.Array, w: jax.Array, nodes: jax.Array, sizes) -> jax.Array:
+  """W_r x_v for distinct (node, relation) pairs grouped by relation: [P, k], one matmul each."""
+  xs, out, start = x[nodes], [], 0
+  for r, size in enumerate(sizes):
     if size:
       out.append(xs[start:start + size] @ w[r])
     start += size
-  return jnp.zeros((x.shape[0], w.shape[-1]), x.dtype).at[graph.relation_order].set(
-      jnp.concatenate(out), unique_indices=True)
+  return jnp.concatenate(out)
 
 
 def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
-  """KGAT's attention: (W_r e_t)^T tanh(W_r e_h + e_r), per edge [E]."""
-  proj_h = _per_relation(x[graph.heads], params["W_r"], graph)
-  proj_t = _per_relation(x[graph.tails], params["W_r"], graph)
+  """KGAT's attention: (W_r e_t)^T tanh(W_r e_h + e_r), per edge [E].
+
+  W_r e is computed once per distinct (node, relation) pair (e.g. once per user for all of its
+  interactions), then gathered per edge.
+  """
+  w = params["W_r"]
+  proj_h = _project_pairs(x, w, graph.head_pair_nodes, graph.head_pair_sizes)[graph.head_pair_index]
+  proj_t = _project_pairs(x, w, graph.tail_pair_nodes, graph.tail_pair_sizes)[graph.tail_pair_index]
   rel = params["relation"][graph.relations]
   return jnp.sum(proj_t * jnp.tanh(proj_h + rel), -1)
 
