@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import jax
@@ -19,6 +20,8 @@ class Checkpoints:
                read_only: bool = False):
     directory = pathlib.Path(directory).absolute()
     self.metric = metric
+    if read_only:   # Orbax warns about every option a read-only manager overrides
+      logging.getLogger("absl").setLevel(logging.ERROR)
     opts = dict(enable_async_checkpointing=False, read_only=read_only)
     self.latest = ocp.CheckpointManager(
         directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts))

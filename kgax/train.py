@@ -62,6 +62,24 @@ def init_state(config, graph: Graph) -> dict:
   }
 
 
+def with_pretrained(params: dict, workdir: str, graph: Graph) -> dict:
+  """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
+
+  `workdir` is a finished MF run on the same dataset and split (its best checkpoint is used).
+  """
+  from kgax import inference   # inference builds on this module
+  run = inference.Run.open(workdir, "best")
+  users, items = run.model.user_item_embeddings(run.params, run.graph, run.config.model)
+  node = params["node"]
+  if (users.shape[0], items.shape[0]) != (graph.n_users, graph.n_items) or \
+      users.shape[1] != node.shape[1]:
+    raise TrainingError(f"config.model.pretrained={workdir}: embeddings {users.shape}/"
+                        f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} items, "
+                        f"dimension {node.shape[1]}")
+  node = node.at[:graph.n_items].set(items).at[graph.user_start:graph.aux_start].set(users)
+  return dict(params, node=node)
+
+
 def make_step_fns(config, mesh):
   """Jitted functions running `steps_per_call` CF (or KG) steps in one lax.scan.
 
@@ -195,7 +213,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   ckpt = checkpoint.Checkpoints(workdir / "checkpoints", keep=config.train.keep_checkpoints,
                                 metric=config.train.select_metric)
   state = init_state(config, graph)
-  state = ckpt.restore_latest(state) or state
+  restored = ckpt.restore_latest(state)
+  if restored is not None:
+    state = restored
+  elif config.model.get("pretrained"):
+    state = dict(state, params=with_pretrained(state["params"], config.model.pretrained, graph))
   state = jax.device_put(state, sharding.replicated(mesh))
   start_epoch = int(state["epoch"])
   log = _Log(workdir / "metrics.jsonl")
