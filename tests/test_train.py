@@ -163,3 +163,24 @@ print(json.dumps(out))
   out = json.loads(proc.stdout.strip().splitlines()[-1])
   np.testing.assert_allclose(out["1"][0], out["4"][0], rtol=1e-4)
   np.testing.assert_allclose(out["1"][1], out["4"][1], rtol=1e-4)
+
+
+def test_pretrained_mf_initialises_users_and_items(tmp_path):
+  mf = config_lib.load_file(f"{REPO / 'configs' / 'mf.py'}:dataset=synthetic-tiny")
+  mf.model.embed_dim = 16
+  mf.train.epochs, mf.train.eval_every, mf.train.batch_size = 2, 1, 128
+  train.train_and_evaluate(mf, tmp_path / "mf")
+  cfg = _test_config(**{"model.pretrained": tmp_path / "mf"})
+  ds, split, graph = train.setup(cfg)
+  params = train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"),
+                                 graph)
+  run = inference.Run.open(tmp_path / "mf")
+  node = np.asarray(params["node"])
+  np.testing.assert_array_equal(node[:graph.n_items], np.asarray(run.params["item"]))
+  np.testing.assert_array_equal(node[graph.user_start:graph.aux_start],
+                                np.asarray(run.params["user"]))
+  results = train.train_and_evaluate(cfg, tmp_path / "kgat_ax")
+  assert np.isfinite(results["test"]["recall@20"])
+  small = _test_config(**{"model.embed_dim": 8, "model.relation_dim": 8})
+  with pytest.raises(train.TrainingError, match="do not fit"):
+    train.with_pretrained(train.init_state(small, graph)["params"], str(tmp_path / "mf"), graph)
