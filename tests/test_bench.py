@@ -20,3 +20,14 @@ def test_bench_reports_every_figure(tmp_path, capsys):
   assert res["cf_steps_per_epoch"] % 4 == 0   # whole calls of steps_per_call steps
   table = capsys.readouterr().out
   assert "| dataset |" in table and res["dataset"] in table
+
+
+def test_plot_curves_writes_png(tmp_path):
+  import plot_curves
+  run = tmp_path / "run"
+  run.mkdir()
+  rows = [{"epoch": e, "split": "test", "wall": 10.0 * e, "recall@20": 0.1 * e} for e in (1, 2)]
+  (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  assert plot_curves.read_curve(run, "test", "recall@20", "wall") == ([10.0, 20.0], [0.1, 0.2])
+  plot_curves.main([str(run), "--out", str(tmp_path / "c.png")])
+  assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,57 @@
+"""Metric curves of finished or running workdirs, from their metrics.jsonl, as one PNG.
+
+    python experiments/plot_curves.py runs/a runs/b --split test --metric recall@20 --x wall \
+        --out docs/results/curves.png [--labels A B]
+
+Test-split rows exist when the run logged them (`--config.train.log_test=true`; reporting only,
+never used for selection).
+"""
+
+import argparse
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_curve(workdir, split: str, metric: str, x: str):
+  rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+  rows = [r for r in rows if r.get("split") == split and metric in r]
+  return [r[x] for r in rows], [r[metric] for r in rows]
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__)
+  p.add_argument("workdirs", nargs="+")
+  p.add_argument("--labels", nargs="*")
+  p.add_argument("--split", default="test", choices=("test", "valid"))
+  p.add_argument("--metric", default="recall@20")
+  p.add_argument("--x", default="wall", choices=("wall", "epoch"))
+  p.add_argument("--hline", type=float, nargs="*", default=[], help="reference levels")
+  p.add_argument("--out", required=True)
+  args = p.parse_args(argv)
+  labels = args.labels or [pathlib.Path(w).name for w in args.workdirs]
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for workdir, label in zip(args.workdirs, labels):
+    xs, ys = read_curve(workdir, args.split, args.metric, args.x)
+    if not xs:
+      raise SystemExit(f"{workdir}: no {args.split} rows with {args.metric} in metrics.jsonl")
+    ax.plot(xs, ys, marker="o", ms=3, label=label)
+  for level in args.hline:
+    ax.axhline(level, color="gray", ls="--", lw=0.8)
+  ax.set_xlabel("wall seconds" if args.x == "wall" else "epoch")
+  ax.set_ylabel(f"{args.split} {args.metric}")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  out = pathlib.Path(args.out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out, dpi=120)
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
