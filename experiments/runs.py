@@ -79,8 +79,9 @@ def fmt(ms: tuple[float, float]) -> str:
   return f"{ms[0]:.4f} ± {ms[1]:.4f}"
 
 
-def study_args(description: str, argv=None, *, default_root: str):
-  """Common options of the study scripts; returns (args, config overrides)."""
+def study_args(description: str, argv=None, *, default_root: str, models=()):
+  """Common options of the study scripts (--models when `models` are given); returns (args,
+  config overrides)."""
   overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
   p = argparse.ArgumentParser(description=description)
   p.add_argument("--dataset", required=True, help="registered name or folder")
@@ -88,6 +89,9 @@ def study_args(description: str, argv=None, *, default_root: str):
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   p.add_argument("--root", default=default_root, help="where the runs' workdirs go")
   p.add_argument("--out", required=True, help="output prefix for .md/.json/.png")
+  if models:
+    p.add_argument("--models", nargs="+", choices=models, default=list(models),
+                   help="a subset of the models")
   args = p.parse_args(rest)
   return args, overrides
 

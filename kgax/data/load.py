@@ -72,11 +72,34 @@ def with_aux_from(ds: Dataset, source: str | pathlib.Path) -> Dataset:
                         f"{other.aux.n_nodes} aux nodes",))
 
 
+def cold_item_ids(n_items: int, fraction: float, seed: int) -> np.ndarray:
+  """The round(fraction * n_items) items (sorted) that a cold-start split keeps out of training."""
+  if not 0.0 <= fraction < 1.0:
+    raise DataError(f"data.cold_items must be in [0, 1), got {fraction}")
+  rng = np.random.default_rng(seed + 2)   # seed and seed + 1 draw the test and validation parts
+  return np.sort(rng.choice(n_items, round(fraction * n_items), replace=False))
+
+
+def with_cold_items(s: Split, cold: np.ndarray) -> Split:
+  """`s` with every train and validation pair of the `cold` items moved to test."""
+  in_train, in_valid = np.isin(s.train[:, 1], cold), np.isin(s.valid[:, 1], cold)
+  test = np.concatenate([s.test, s.train[in_train], s.valid[in_valid]])
+  return Split(train=s.train[~in_train], valid=s.valid[~in_valid],
+               test=test[np.lexsort((test[:, 1], test[:, 0]))])
+
+
 def load_split(data_config) -> tuple[Dataset, Split]:
-  """The dataset named by `config.data` and its deterministic split."""
+  """The dataset named by `config.data` and its deterministic split.
+
+  With `data.cold_items` > 0, that fraction of the items (seeded by data.split_seed) only appears
+  in test: they keep their KG and aux edges but no interaction of theirs is trained on.
+  """
   ds = load_dataset(data_config.name, min_rating=data_config.get("min_rating"))
   if data_config.get("aux_from"):
     ds = with_aux_from(ds, data_config.aux_from)
-  return ds, split.split_dataset(ds, seed=data_config.split_seed,
-                                 test_fraction=data_config.test_fraction,
-                                 valid_fraction=data_config.valid_fraction)
+  s = split.split_dataset(ds, seed=data_config.split_seed, test_fraction=data_config.test_fraction,
+                          valid_fraction=data_config.valid_fraction)
+  if data_config.get("cold_items"):
+    s = with_cold_items(s, cold_item_ids(ds.n_items, data_config.cold_items,
+                                         data_config.split_seed))
+  return ds, s

@@ -1,0 +1,143 @@
+"""The Table 2, Figure 3 and cold-start studies end to end on synthetic-tiny (one shared study root,
+MF and KGAT-AX over two seeds), and the cold-item split option."""
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "experiments"))
+import cold_start  # noqa: E402
+import figure3  # noqa: E402
+import runs  # noqa: E402
+import table2  # noqa: E402
+from kgax import config as config_lib  # noqa: E402
+from kgax.data import load  # noqa: E402
+from kgax.data.types import DataError  # noqa: E402
+
+# Fields every model's config has (model.layers and model.relation_dim are KGAT's and CKE's only).
+TINY = ["--dataset", "synthetic-tiny", "--seeds", "0", "1", "--config.train.epochs=2",
+        "--config.model.embed_dim=8", "--config.eval.batch_size=64",
+        "--config.train.batch_size=128", "--config.train.kg_batch_size=256",
+        "--config.train.steps_per_call=4", "--config.train.eval_every=1"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+  """A finished table2 study of MF and KGAT-AX: (argv, output folder, its JSON)."""
+  tmp = tmp_path_factory.mktemp("study")
+  argv = TINY + ["--models", "mf", "kgat_ax", "--root", str(tmp / "runs")]
+  return argv, tmp, table2.main(argv + ["--out", str(tmp / "table2")])
+
+
+def results_json(tmp: pathlib.Path) -> list[pathlib.Path]:
+  return sorted((tmp / "runs").glob("*/results.json"))
+
+
+def test_overrides_fit_every_model_and_keep_figure3_ks():
+  args, overrides = runs.study_args("", TINY + ["--out", "x"], default_root="r",
+                                    models=tuple(table2.MODELS))
+  assert args.models == list(table2.MODELS)
+  for model in table2.MODELS:
+    cfg = table2.model_config(model, args, overrides)
+    assert cfg.model.embed_dim == 8 and cfg.train.epochs == 2, model
+    assert set(figure3.KS) <= set(cfg.eval.ks), model
+    assert cfg.data.cold_items == 0.0, model
+
+
+def test_improvement_is_over_the_best_other_model_per_metric():
+  s = {"mf": {"recall@20": (0.10, 0), "ndcg@20": (0.30, 0)},
+       "kgat": {"recall@20": (0.20, 0), "ndcg@20": (0.20, 0)},
+       "kgat_ax": {"recall@20": (0.25, 0), "ndcg@20": (0.27, 0)}}
+  got = table2.improvement(s)
+  assert got["recall@20"]["over"] == "kgat" and got["recall@20"]["percent"] == pytest.approx(25)
+  assert got["ndcg@20"]["over"] == "mf" and got["ndcg@20"]["percent"] == pytest.approx(-10)
+
+
+def test_table2_writes_consistent_table_and_restarts_without_training(study, capsys):
+  argv, tmp, data = study
+  assert json.loads((tmp / "table2.json").read_text()) == json.loads(json.dumps(data))
+  md = (tmp / "table2.md").read_text()
+  rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+  assert set(rows) == {"model", "mf", "kgat_ax", "%Improve"}
+  for model in ("mf", "kgat_ax"):
+    s = data["models"][model]
+    assert len(s["best_epochs"]) == 2
+    assert runs.fmt(s["recall@20"]) in rows[model] and runs.fmt(s["ndcg@20"]) in rows[model]
+  for key in table2.METRICS:
+    ours, base = data["models"]["kgat_ax"][key][0], data["models"]["mf"][key][0]
+    percent = 100 * (ours - base) / base
+    assert data["improve"][key] == {"over": "mf", "percent": pytest.approx(percent)}
+    assert f"{percent:+.2f}% (vs mf)" in rows["%Improve"]
+
+  mtimes = [p.stat().st_mtime_ns for p in results_json(tmp)]
+  assert len(mtimes) == 4
+  capsys.readouterr()
+  again = table2.main(argv + ["--out", str(tmp / "table2-again")])
+  assert "4 runs: 4 already finished, 0 to go" in capsys.readouterr().out
+  assert [p.stat().st_mtime_ns for p in results_json(tmp)] == mtimes
+  assert again == data
+
+
+def test_figure3_reads_the_study(study, capsys):
+  argv, tmp, data = study
+  capsys.readouterr()
+  figure3.main(argv + ["--out", str(tmp / "fig3")])
+  assert "0 to go" in capsys.readouterr().out
+  recall = pd.read_csv(tmp / "fig3.csv")
+  for model in ("mf", "kgat_ax"):
+    part = recall[recall.model == model]
+    assert tuple(part.K) == figure3.KS
+    assert np.all(np.diff(part.recall) >= 0)
+    assert part.recall.iloc[0] == pytest.approx(data["models"][model]["recall@20"][0], abs=1e-6)
+  curves = pd.read_csv(tmp / "fig3-curves.csv")
+  assert set(curves.model) == {"mf", "kgat_ax"}
+  assert set(curves.epoch) == {1, 2} and set(curves.seeds) == {2}   # eval_every=1, 2 epochs
+  for png in ("fig3.png", "fig3-curves.png"):
+    assert (tmp / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cold_start_tables(study):
+  argv, tmp, _ = study
+  data = cold_start.main(argv + ["--out", str(tmp / "cold")])
+  normal = json.loads((tmp / "runs" / "mf-seed0" / "results.json").read_text())["dataset"]
+  cold_run = json.loads((tmp / "runs" / "cold-mf-seed0" / "results.json").read_text())["dataset"]
+  total = lambda d: d["train"] + d["valid"] + d["test"]
+  assert total(cold_run) == total(normal) and cold_run["test"] > normal["test"]
+
+  cold = data["cold_items"]
+  assert cold["items"] == round(0.1 * normal["items"]) and cold["test_pairs"] > 0
+  assert sum(data["degree_buckets"]["test_pairs"].values()) == normal["test"]
+  for model in ("mf", "kgat_ax"):
+    assert 0 <= cold["models"][model]["cold recall@20"][0] <= 1
+    assert set(data["degree_buckets"]["models"][model]) == set(cold_start.BUCKETS)
+  md = (tmp / "cold.md").read_text()
+  assert md.count("| mf |") == 2 and md.count("| kgat_ax |") == 2
+  assert (tmp / "cold.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cold_items_leave_train_and_valid_for_test():
+  cfg = config_lib.load_file(str(REPO / "configs" / "test.py")).data
+  ds, normal = load.load_split(cfg)
+  cfg.cold_items = 0.1
+  _, cold = load.load_split(cfg)
+  items = load.cold_item_ids(ds.n_items, 0.1, cfg.split_seed)
+  assert len(np.unique(items)) == round(0.1 * ds.n_items)
+  keys = lambda pairs: set(map(tuple, pairs.tolist()))
+  is_cold = lambda pair: pair[1] in set(items.tolist())
+  assert keys(cold.train) == {p for p in keys(normal.train) if not is_cold(p)}
+  assert keys(cold.valid) == {p for p in keys(normal.valid) if not is_cold(p)}
+  moved = {p for p in keys(normal.train) | keys(normal.valid) if is_cold(p)}
+  assert moved and keys(cold.test) == keys(normal.test) | moved
+  assert len(cold.test) == len(keys(cold.test))
+
+  _, again = load.load_split(cfg)
+  for part in ("train", "valid", "test"):
+    assert np.array_equal(getattr(cold, part), getattr(again, part))
+  assert not np.array_equal(items, load.cold_item_ids(ds.n_items, 0.1, cfg.split_seed + 1))
+  with pytest.raises(DataError, match="cold_items"):
+    load.cold_item_ids(ds.n_items, 1.0, 0)
