@@ -184,3 +184,14 @@ def test_pretrained_mf_initialises_users_and_items(tmp_path):
   small = _test_config(**{"model.embed_dim": 8, "model.relation_dim": 8})
   with pytest.raises(train.TrainingError, match="do not fit"):
     train.with_pretrained(train.init_state(small, graph)["params"], str(tmp_path / "mf"), graph)
+
+
+def test_joint_schedule_trains_one_optimizer(tmp_path):
+  cfg = _test_config(**{"optim.schedule": "joint", "train.epochs": 2})
+  results = train.train_and_evaluate(cfg, tmp_path)
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert all(r["kg_loss"] is None for r in rows if "cf_loss" in r)   # no separate KG phase
+  assert np.isfinite(results["test"]["recall@20"])
+  bad = _test_config(**{"optim.schedule": "sometimes"})
+  with pytest.raises(ValueError, match="config.optim.schedule='sometimes'"):
+    train.train_and_evaluate(bad, tmp_path / "bad")
