@@ -87,7 +87,7 @@ def bench(cfg, epochs: int = 1) -> dict:
 
   ev = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
                           np.concatenate([split.train, split.valid]), ks=tuple(cfg.eval.ks),
-                          batch_size=cfg.eval.batch_size)
+                          batch_size=cfg.eval.batch_size, metrics=evaluate.RANKING_METRICS)
   evaluate_fn(params, ev)   # compile
   t0 = time.time()
   metrics = evaluate_fn(params, ev)

@@ -204,8 +204,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   cf_fn, kg_fn = make_step_fns(config, mesh)
   evaluate_fn = make_evaluate(config, graph)
   ks = tuple(config.eval.ks)
+  # Validation runs often and selects on a ranking metric: it skips AUC (a full sort per user).
   valid_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.valid, split.train, ks=ks,
-                                  batch_size=config.eval.batch_size)
+                                  batch_size=config.eval.batch_size,
+                                  metrics=evaluate.RANKING_METRICS)
   test_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
                                  np.concatenate([split.train, split.valid]), ks=ks,
                                  batch_size=config.eval.batch_size)
