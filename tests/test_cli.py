@@ -17,11 +17,11 @@ def test_config_file_and_overrides():
   assert cfg.model.fusion == "none" and not cfg.model.aux_edges
   overrides, rest = config_lib.split_overrides(
       ["train", "--config.optim.lr=5e-3", "--config.model.layers", "(32,16)",
-       "--config.model.use_kge=false", "--config.data.name=/tmp/x", "--workdir", "w"])
+       "--config.model.use_kge=false", "--config.data.name=data/x", "--workdir", "w"])
   assert rest == ["train", "--workdir", "w"]
   config_lib.apply_overrides(cfg, overrides)
   assert cfg.optim.lr == 5e-3 and cfg.model.layers == (32, 16)
-  assert cfg.model.use_kge is False and cfg.data.name == "/tmp/x"
+  assert cfg.model.use_kge is False and cfg.data.name == "data/x"
 
 
 def test_paper_defaults_and_sweep():
