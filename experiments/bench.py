@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from kgax import config as config_lib, evaluate, sampling, sharding, train  # noqa: E402
+from kgax import config as config_lib, evaluate, sharding, train  # noqa: E402
 
 
 def _block(tree):
@@ -31,6 +31,9 @@ def _block(tree):
 
 
 def bench(cfg, epochs: int = 1) -> dict:
+  if not cfg.model.use_kge:
+    raise ValueError("bench times CF and KG steps: use a config that trains a KG loss "
+                     "(config.model.use_kge=True)")
   t0 = time.time()
   ds, split, graph = train.setup(cfg)
   t_data = time.time() - t0
@@ -40,19 +43,12 @@ def bench(cfg, epochs: int = 1) -> dict:
   evaluate_fn = train.make_evaluate(cfg, graph)
   state = jax.device_put(train.init_state(cfg, graph), sharding.replicated(mesh))
   params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
-  known = sampling.PairSet(split.train[:, 0], split.train[:, 1], ds.n_items)
-  real = slice(0, graph.n_real_edges)
-  h, r, t = (np.asarray(a)[real] for a in (graph.heads, graph.relations, graph.tails))
-  known_kg = sampling.PairSet(h.astype(np.int64) * graph.n_relations + r, t, graph.n_nodes)
   spc = cfg.train.steps_per_call
+  sampler = train.make_sampler(cfg, ds, split, graph)
 
   def sample(epoch):
-    rng = np.random.default_rng([cfg.seed, epoch])
-    cf = train._chunks(sampling.cf_epoch(rng, split.train, ds.n_items, cfg.train.batch_size,
-                                         known), spc)
-    kg = train._chunks(sampling.kg_epoch(rng, h, r, t, graph.n_nodes - 1, graph.n_relations,
-                                         cfg.train.kg_batch_size, known_kg), spc)
-    return cf, kg
+    cf, kg = sampler(epoch)
+    return train._chunks(cf, spc), train._chunks(kg, spc)
 
   cf, kg = sample(0)
   zeros = np.zeros((*cf.shape[1:3], 4), np.int32)

@@ -80,6 +80,38 @@ def with_pretrained(params: dict, workdir: str, graph: Graph) -> dict:
   return dict(params, node=node)
 
 
+def make_sampler(config, ds, split, graph: Graph):
+  """sample(epoch) -> (CF batches [S, B, 3], KG batches [S', B', 4] or None), seeded per epoch.
+
+  KG batches come when the model trains a KG loss: for the KG phase, or one per CF step with the
+  joint schedule. Known positives are kept as sorted keys for negative rejection.
+  """
+  train = split.train
+  known_cf = sampling.PairSet(train[:, 0], train[:, 1], ds.n_items)
+  real = slice(0, graph.n_real_edges)
+  heads, rels, tails = (np.asarray(a)[real] for a in (graph.heads, graph.relations, graph.tails))
+  n_neg = graph.n_nodes - 1   # KG negatives t' are drawn from [0, n_neg)
+  if config.model.get("kg_triples", "ckg") == "kg":   # KG relations and inverses; entity negatives
+    base = rels % graph.n_fwd_relations
+    keep = (base >= 1) & (base <= graph.n_kg_relations)
+    heads, rels, tails, n_neg = heads[keep], rels[keep], tails[keep], graph.n_entities
+  known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
+                              graph.n_nodes)
+  joint = config.optim.schedule == "joint"
+
+  def sample(epoch):
+    rng = np.random.default_rng([config.seed, epoch])
+    cf = sampling.cf_epoch(rng, train, ds.n_items, config.train.batch_size, known_cf)
+    if not config.model.use_kge:
+      return cf, None
+    kg = sampling.kg_epoch(rng, heads, rels, tails, n_neg, graph.n_relations,
+                           config.train.kg_batch_size, known_kg)
+    if joint:   # one KG batch per CF step
+      kg = kg[np.arange(cf.shape[0]) % kg.shape[0]]
+    return cf, kg
+  return sample
+
+
 def make_step_fns(config, mesh):
   """Jitted functions running `steps_per_call` CF (or KG) steps in one lax.scan.
 
@@ -226,37 +258,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if start_epoch:
     print(f"resuming from epoch {start_epoch} in {workdir}")
 
-  # Host-side samplers: keys of known positives for negative rejection.
-  train = split.train
-  known_cf = sampling.PairSet(train[:, 0], train[:, 1], ds.n_items)
-  real = slice(0, graph.n_real_edges)
-  heads, rels, tails = (np.asarray(a)[real] for a in (graph.heads, graph.relations, graph.tails))
-  n_neg = graph.n_nodes - 1   # KG negatives t' are drawn from [0, n_neg)
-  if config.model.get("kg_triples", "ckg") == "kg":   # KG relations and inverses; entity negatives
-    base = rels % graph.n_fwd_relations
-    keep = (base >= 1) & (base <= graph.n_kg_relations)
-    heads, rels, tails, n_neg = heads[keep], rels[keep], tails[keep], graph.n_entities
-  known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
-                              graph.n_nodes)
+  sample = make_sampler(config, ds, split, graph)
   spc = config.train.steps_per_call
   use_kg_phase = config.model.use_kge and config.optim.schedule == "alternate"
   joint_kg = config.model.use_kge and config.optim.schedule == "joint"
   epochs = config.train.epochs
   epoch_times = []
-
-  def sample(epoch):
-    rng = np.random.default_rng([config.seed, epoch])
-    cf = sampling.cf_epoch(rng, train, ds.n_items, config.train.batch_size, known_cf)
-    kg_b = config.train.kg_batch_size
-    n_kg = cf.shape[0] * kg_b if joint_kg else None
-    kg = None
-    if use_kg_phase or joint_kg:
-      kg = sampling.kg_epoch(rng, heads, rels, tails, n_neg, graph.n_relations,
-                             kg_b, known_kg)
-      if joint_kg:
-        reps = -(-n_kg // (kg.shape[0] * kg_b))
-        kg = np.concatenate([kg] * reps)[:cf.shape[0]]
-    return cf, kg
 
   if int(state["bad_evals"]) >= config.train.patience:
     epochs = start_epoch   # this run already stopped early: go straight to the final evaluation
