@@ -172,9 +172,15 @@ def make_evaluate(config, graph: Graph):
 
 
 def _chunks(batches: np.ndarray, size: int):
-  """Splits [S, B, c] into equal chunks [size, B, c] (the tail padded by repeating steps)."""
+  """Splits [S, B, c] into ceil(S / size) equal chunks of at most `size` steps.
+
+  The chunk length is chosen so that at most (calls - 1) steps are repeated to even out the last
+  chunk (18 steps in chunks of up to 16 run as 2 x 9, not 2 x 16 with 14 repeated steps).
+  """
   n = batches.shape[0]
-  pad = (-n) % size
+  calls = -(-n // size)
+  size = -(-n // calls)
+  pad = calls * size - n
   if pad:   # a few steps seen twice, so that every call has the same shape
     batches = batches[np.arange(n + pad) % n]
   return batches.reshape(-1, size, *batches.shape[1:])

@@ -195,3 +195,14 @@ def test_joint_schedule_trains_one_optimizer(tmp_path):
   bad = _test_config(**{"optim.schedule": "sometimes"})
   with pytest.raises(ValueError, match="config.optim.schedule='sometimes'"):
     train.train_and_evaluate(bad, tmp_path / "bad")
+
+
+@pytest.mark.parametrize("n,size,calls,length", [(18, 16, 2, 9), (70, 16, 5, 14), (16, 16, 1, 16),
+                                                 (3, 16, 1, 3), (33, 16, 3, 11), (34, 16, 3, 12)])
+def test_chunks_pad_little_and_cover_every_step(n, size, calls, length):
+  batches = np.arange(n)[:, None, None] * np.ones((1, 2, 3), int)
+  chunks = train._chunks(batches, size)
+  assert chunks.shape == (calls, length, 2, 3)
+  steps = chunks[:, :, 0, 0].ravel()
+  assert set(steps.tolist()) == set(range(n))          # every step runs
+  assert len(steps) - n == calls * length - n < calls  # fewer repeats than calls
