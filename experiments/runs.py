@@ -89,6 +89,9 @@ def study_args(description: str, argv=None, *, default_root: str, models=()):
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   p.add_argument("--root", default=default_root, help="where the runs' workdirs go")
   p.add_argument("--out", required=True, help="output prefix for .md/.json/.png")
+  p.add_argument("--tuned", default="",
+                 help="folder of tune.py results, TUNED/<model>/tune.json: each model's selected "
+                      "fields are applied on top of the --config.* overrides")
   if models:
     p.add_argument("--models", nargs="+", choices=models, default=list(models),
                    help="a subset of the models")
@@ -96,10 +99,23 @@ def study_args(description: str, argv=None, *, default_root: str, models=()):
   return args, overrides
 
 
-def model_config(config_file: str, args, overrides, arg: str = "") -> object:
-  """A config file's config for args.dataset, with --aux-from and --config.* overrides."""
+def tuned_overrides(tuned: str, name: str) -> dict[str, str]:
+  """The fields tune.py selected for `name` (TUNED/name/tune.json), {} without --tuned."""
+  if not tuned:
+    return {}
+  path = pathlib.Path(tuned) / name / "tune.json"
+  if not path.is_file():
+    print(f"--tuned {tuned}: no {name}/tune.json, {name} keeps its config's values", flush=True)
+    return {}
+  return json.loads(path.read_text())["best"]
+
+
+def model_config(config_file: str, args, overrides, arg: str = "", name: str = "") -> object:
+  """A config file's config for args.dataset, with --aux-from, --config.* overrides and, with
+  --tuned, the fields selected for `name`."""
   spec = f"{config_file}:dataset={args.dataset}" + (f",{arg}" if arg else "")
   cfg = config_lib.apply_overrides(config_lib.load_file(spec), overrides)
+  cfg = config_lib.apply_overrides(cfg, tuned_overrides(getattr(args, "tuned", ""), name))
   if args.aux_from and "aux_from" in cfg.data:
     cfg.data.aux_from = args.aux_from
   return cfg

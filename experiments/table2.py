@@ -3,7 +3,7 @@
     python experiments/table2.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
         --root runs/table2 --out docs/results/table2-ml-100k-kg [--models mf kgat kgat_ax] \
-        [--config.train.epochs=60]
+        [--config.train.epochs=60] [--tuned runs/tune]
 
 Every model is trained on the same split, selected on validation, and reported on test as
 mean ± std over the seeds; the %Improve row is KGAT-AX's gain over the best other model of each
@@ -33,7 +33,7 @@ CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 def model_config(model: str, args, overrides):
   file, arg = MODELS[model]
-  return runs.model_config(str(CONFIGS / file), args, overrides, arg)
+  return runs.model_config(str(CONFIGS / file), args, overrides, arg, name=model)
 
 
 def jobs(args, overrides, models) -> list[runs.Job]:

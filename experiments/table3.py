@@ -2,7 +2,7 @@
 
     python experiments/table3.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60]
+        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] [--tuned runs/tune]
 
 Every variant is trained on the same split, selected on validation, and reported on test as
 mean ± std over the seeds. Finished runs are skipped, so the script can be restarted.
@@ -22,7 +22,7 @@ def main(argv=None):
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table3")
   jobs = []
   for variant in VARIANTS:
-    cfg = runs.model_config(CONFIG, args, overrides, f"variant={variant}")
+    cfg = runs.model_config(CONFIG, args, overrides, f"variant={variant}", name=variant)
     jobs += runs.seed_jobs(cfg, args.seeds, variant)
   results = runs.run_jobs(jobs, args.root)
   rows, data = [], {}

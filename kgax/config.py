@@ -14,9 +14,7 @@ class ConfigError(ValueError):
   """A config file or override that cannot be used; the message names it."""
 
 
-def load_file(spec: str) -> ml_collections.ConfigDict:
-  """Loads `configs/x.py` or `configs/x.py:arg` and returns `get_config(arg)`."""
-  path, _, arg = spec.partition(":")
+def _load_module(path: str):
   file = pathlib.Path(path)
   if not file.is_file():
     raise ConfigError(f"config file {path}: not found")
@@ -26,12 +24,30 @@ def load_file(spec: str) -> ml_collections.ConfigDict:
     module_spec.loader.exec_module(module)
   except Exception as e:  # a config file is user code: report it on one line
     raise ConfigError(f"config file {path}: {type(e).__name__}: {e}") from None
+  return module
+
+
+def load_file(spec: str) -> ml_collections.ConfigDict:
+  """Loads `configs/x.py` or `configs/x.py:arg` and returns `get_config(arg)`."""
+  path, _, arg = spec.partition(":")
+  module = _load_module(path)
   if not hasattr(module, "get_config"):
     raise ConfigError(f"config file {path}: defines no get_config()")
   try:
     return module.get_config(arg or None)
   except ValueError as e:
     raise ConfigError(f"config file {spec}: {e}") from None
+
+
+def load_sweep(spec: str) -> list[dict]:
+  """The grid of a config file's `sweep(add)`: one {dotted field: value} dict per point."""
+  path = spec.partition(":")[0]
+  module = _load_module(path)
+  if not hasattr(module, "sweep"):
+    raise ConfigError(f"config file {path}: defines no sweep(add)")
+  points = []
+  module.sweep(lambda **fields: points.append(dict(fields)))
+  return points
 
 
 def _parse_value(text: str):

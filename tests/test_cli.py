@@ -35,7 +35,9 @@ def test_paper_defaults_and_sweep():
   spec.loader.exec_module(mod)
   grid = []
   mod.sweep(lambda **kw: grid.append(kw))
-  assert [g["optim.lr"] for g in grid] == [1e-4, 1e-3, 5e-3, 1e-2]
+  assert sorted({g["optim.lr"] for g in grid}) == [1e-4, 1e-3, 5e-3, 1e-2]
+  assert sorted({g["optim.l2"] for g in grid}) == [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+  assert len(grid) == 20 and config_lib.load_sweep(CONFIG) == grid
 
 
 @pytest.mark.parametrize("argv, message", [

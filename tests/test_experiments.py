@@ -141,3 +141,29 @@ def test_cold_items_leave_train_and_valid_for_test():
   assert not np.array_equal(items, load.cold_item_ids(ds.n_items, 0.1, cfg.split_seed + 1))
   with pytest.raises(DataError, match="cold_items"):
     load.cold_item_ids(ds.n_items, 1.0, 0)
+
+
+def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
+  import tune
+  grid = tune.parse_grid(["optim.l2=1e-5,1e-1", "optim.lr=1e-2"])
+  assert grid == [{"optim.l2": "1e-5", "optim.lr": "1e-2"}, {"optim.l2": "1e-1", "optim.lr": "1e-2"}]
+  overrides, _ = config_lib.split_overrides(TINY[5:])
+  root = tmp_path / "tune" / "mf"
+  out = tune.tune(f"{REPO}/configs/mf.py:dataset=synthetic-tiny", grid, root, overrides=overrides)
+  valid = {p["overrides"]["optim.l2"]: p["valid"] for p in out["points"]}
+  best_l2 = max(valid, key=valid.get)
+  assert out["best"] == {"optim.l2": best_l2, "optim.lr": "1e-2"}
+  assert json.loads((root / "tune.json").read_text())["best"] == out["best"]
+  assert "**selected**" in (root / "tune.md").read_text()
+  assert len(list(root.glob("*/results.json"))) == 2
+  # a rerun trains nothing new; the study picks the selected fields up for mf only
+  stamps = sorted(f.stat().st_mtime_ns for f in root.glob("*/results.json"))
+  assert tune.tune(f"{REPO}/configs/mf.py:dataset=synthetic-tiny", grid, root,
+                   overrides=overrides)["best"] == out["best"]
+  assert sorted(f.stat().st_mtime_ns for f in root.glob("*/results.json")) == stamps
+  args, ov = runs.study_args("", TINY + ["--out", "x", "--tuned", str(tmp_path / "tune")],
+                             default_root="r", models=tuple(table2.MODELS))
+  assert table2.model_config("mf", args, ov).optim.l2 == float(best_l2)
+  assert table2.model_config("kgat", args, ov).optim.l2 == 1e-5
+  with pytest.raises(SystemExit, match="expected FIELD=V1"):
+    tune.parse_grid(["optim.l2"])

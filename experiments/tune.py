@@ -1,0 +1,86 @@
+"""Hyperparameter selection on validation: one run per point of a grid, the best by validation.
+
+    python experiments/tune.py --config configs/mf.py:dataset=DIR --root runs/tune/mf \
+        [--grid optim.l2=1e-5,1e-3,1e-2] [--grid optim.lr=1e-3,5e-3] [--seed 0] [--config.k=v ...]
+
+Without --grid the config file's sweep(add) is the grid; several --grid options make a product.
+Each point trains in ROOT/<point> (finished points are skipped, so the script can be restarted).
+The winner is the point with the best validation `config.train.select_metric`; test metrics are
+shown next to it but never used. Writes ROOT/tune.json ({"best": {field: value}, "points": [...]})
+and ROOT/tune.md; the study scripts apply the winner with --tuned (see runs.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import runs  # noqa: E402
+from kgax import config as config_lib  # noqa: E402
+
+
+def parse_grid(specs: list[str]) -> list[dict]:
+  """["a.b=1,2", "c=x"] -> [{"a.b": "1", "c": "x"}, {"a.b": "2", "c": "x"}]."""
+  axes = []
+  for spec in specs:
+    key, eq, values = spec.partition("=")
+    if not eq or not key or not values:
+      raise SystemExit(f"--grid {spec!r}: expected FIELD=V1,V2,...")
+    axes.append([(key, v) for v in values.split(",")])
+  return [dict(point) for point in itertools.product(*axes)]
+
+
+def point_name(point: dict) -> str:
+  return ",".join(f"{k}={v}" for k, v in sorted(point.items())) or "default"
+
+
+def tune(config_spec: str, grid: list[dict], root, seed: int = 0, overrides=None) -> dict:
+  base = config_lib.apply_overrides(config_lib.load_file(config_spec), overrides or {})
+  jobs = []
+  for point in grid:
+    cfg = config_lib.apply_overrides(base.copy_and_resolve_references(),
+                                     {k: str(v) for k, v in point.items()})
+    cfg.seed = seed
+    jobs.append(runs.Job(point_name(point), cfg))
+  results = runs.run_jobs(jobs, root)
+  metric = base.train.select_metric
+  points = [{"overrides": {k: str(v) for k, v in point.items()}, "name": job.name,
+             "valid": results[job.name]["valid"][metric],
+             "test": results[job.name]["test"].get(metric),
+             "best_epoch": results[job.name]["best_epoch"]}
+            for point, job in zip(grid, jobs)]
+  best = max(points, key=lambda p: p["valid"])
+  out = {"config": config_spec, "seed": seed, "metric": metric, "best": best["overrides"],
+         "points": points}
+  rows = [f"| {p['name']} | {p['valid']:.4f} | {p['test']:.4f} | {p['best_epoch']} |"
+          + (" **selected** |" if p is best else " |") for p in points]
+  md = (f"Tuning {config_spec} (seed {seed}), selected on validation {metric}\n\n"
+        f"| point | valid {metric} | test {metric} | best epoch | |\n|---|---|---|---|---|\n"
+        + "\n".join(rows) + "\n")
+  root = pathlib.Path(root)
+  (root / "tune.json").write_text(json.dumps(out, indent=2))
+  (root / "tune.md").write_text(md)
+  print(md)
+  return out
+
+
+def main(argv=None):
+  overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--config", required=True)
+  p.add_argument("--root", required=True)
+  p.add_argument("--grid", action="append", default=[], help="FIELD=V1,V2,... (repeatable)")
+  p.add_argument("--seed", type=int, default=0)
+  args = p.parse_args(rest)
+  grid = parse_grid(args.grid) if args.grid else config_lib.load_sweep(args.config)
+  return tune(args.config, grid, args.root, args.seed, overrides)
+
+
+if __name__ == "__main__":
+  main()
