@@ -62,12 +62,12 @@ def bench(cfg, epochs: int = 1) -> dict:
   for c in range(min(4, cf.shape[0])):
     params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
   _block(params)
-  cf_step = (time.time() - t0) / (min(4, cf.shape[0]) * spc)
+  cf_step = (time.time() - t0) / (min(4, cf.shape[0]) * cf.shape[1])
   t0 = time.time()
   for c in range(min(8, kg.shape[0])):
     params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
   _block(params)
-  kg_step = (time.time() - t0) / (min(8, kg.shape[0]) * spc)
+  kg_step = (time.time() - t0) / (min(8, kg.shape[0]) * kg.shape[1])
 
   epoch_s = []
   for e in range(epochs):
@@ -97,10 +97,12 @@ def bench(cfg, epochs: int = 1) -> dict:
       "jax": jax.__version__, "host": platform.processor() or platform.machine(),
       "data_seconds": t_data, "compile_seconds": compile_s,
       "cf_step_seconds": cf_step, "kg_step_seconds": kg_step,
-      "cf_steps_per_epoch": int(cf.shape[0] * spc), "kg_steps_per_epoch": int(kg.shape[0] * spc),
+      "cf_steps_per_epoch": int(cf.shape[0] * cf.shape[1]),
+      "kg_steps_per_epoch": int(kg.shape[0] * kg.shape[1]),
       # With --epochs 0 the epoch time is estimated from the measured step times.
       "epoch_seconds": float(np.median(epoch_s)) if epoch_s else
-                       cf.shape[0] * spc * cf_step + kg.shape[0] * spc * kg_step * cfg.model.use_kge,
+                       cf.shape[0] * cf.shape[1] * cf_step
+                       + kg.shape[0] * kg.shape[1] * kg_step * cfg.model.use_kge,
       "epoch_measured": bool(epoch_s), "eval_seconds": eval_s,
       "test_recall@20": metrics.get("recall@20"),
       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

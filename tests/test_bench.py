@@ -17,7 +17,9 @@ def test_bench_reports_every_figure(tmp_path, capsys):
               "compile_seconds", "peak_rss_bytes"):
     assert res[key] > 0, key
   assert res["epoch_measured"] and res["edges"] > 0 and 0 <= res["test_recall@20"] <= 1
-  assert res["cf_steps_per_epoch"] % 4 == 0   # whole calls of steps_per_call steps
+  # whole calls of equal length, at most steps_per_call (4) steps each, fewer repeats than calls
+  calls = -(-res["cf_steps_per_epoch"] // 4)
+  assert res["cf_steps_per_epoch"] % calls == 0
   table = capsys.readouterr().out
   assert "| dataset |" in table and res["dataset"] in table
 
@@ -31,3 +33,24 @@ def test_plot_curves_writes_png(tmp_path):
   assert plot_curves.read_curve(run, "test", "recall@20", "wall") == ([10.0, 20.0], [0.1, 0.2])
   plot_curves.main([str(run), "--out", str(tmp_path / "c.png")])
   assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_scaling_table_and_png(tmp_path):
+  import plot_scaling
+  paths = []
+  for n, (edges, sec, measured) in enumerate([(2_000_000, 40.0, False), (1_000, 0.5, True)]):
+    res = {"dataset": f"d{n}", "device": "cpu", "variant": "kgat_ax", "batch_size": 1024,
+           "edges": edges, "epoch_seconds": sec, "epoch_measured": measured}
+    paths.append(tmp_path / f"{n}.json")
+    paths[-1].write_text(json.dumps(res))
+  rows = plot_scaling.main([str(p) for p in paths] + ["--out", str(tmp_path / "s.png")])
+  assert [r["edges"] for r in rows] == [1_000, 2_000_000]
+  assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+  md = (tmp_path / "s.md").read_text()
+  assert "| d1 | cpu | kgat_ax | 1024 | 1,000 | 0.50 | 500.0 |" in md
+  assert "40.00 (est.) | 20.0 |" in md
+  bad = tmp_path / "bad.json"
+  bad.write_text("{}")
+  import pytest
+  with pytest.raises(SystemExit, match="bad.json: not a bench.py result"):
+    plot_scaling.main([str(bad), "--out", str(tmp_path / "x.png")])

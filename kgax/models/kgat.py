@@ -103,13 +103,16 @@ def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
   """KGAT's attention: (W_r e_t)^T tanh(W_r e_h + e_r), per edge [E].
 
   W_r e is computed once per distinct (node, relation) pair (e.g. once per user for all of its
-  interactions), then gathered per edge.
+  interactions), and so is tanh(W_r e_h + e_r), which depends on the edge only through its
+  (head, relation) pair; per edge there remain two gathers and a dot product.
   """
   w = params["W_r"]
-  proj_h = _project_pairs(x, w, graph.head_pair_nodes, graph.head_pair_sizes)[graph.head_pair_index]
-  proj_t = _project_pairs(x, w, graph.tail_pair_nodes, graph.tail_pair_sizes)[graph.tail_pair_index]
-  rel = params["relation"][graph.relations]
-  return jnp.sum(proj_t * jnp.tanh(proj_h + rel), -1)
+  sizes = graph.head_pair_sizes
+  pair_rel = jnp.repeat(jnp.arange(len(sizes)), jnp.asarray(sizes), total_repeat_length=sum(sizes))
+  query = jnp.tanh(_project_pairs(x, w, graph.head_pair_nodes, sizes)
+                   + params["relation"][pair_rel])
+  proj_t = _project_pairs(x, w, graph.tail_pair_nodes, graph.tail_pair_sizes)
+  return jnp.sum(proj_t[graph.tail_pair_index] * query[graph.head_pair_index], -1)
 
 
 def _uniform_mask(graph: Graph, m) -> jax.Array | None:
