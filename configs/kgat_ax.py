@@ -68,6 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.l2 = 1e-5                  # lambda on the CF batch embeddings
   c.optim.kg_l2 = 1e-5
   c.optim.schedule = "alternate"     # alternate (CF then KG phase, own Adam states) | joint
+  c.optim.lr_schedule = "constant"   # constant | cosine (warm-up, then decay over train.epochs)
+  c.optim.warmup_epochs = 0.0
+  c.optim.final_lr_fraction = 0.0    # cosine: the last step's lr as a fraction of lr
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200

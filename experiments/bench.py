@@ -39,12 +39,12 @@ def bench(cfg, epochs: int = 1) -> dict:
   t_data = time.time() - t0
   mesh = sharding.make_mesh()
   graph = jax.device_put(graph, sharding.replicated(mesh))
-  cf_fn, kg_fn = train.make_step_fns(cfg, mesh)
+  sampler = train.make_sampler(cfg, ds, split, graph)
+  cf_fn, kg_fn = train.make_step_fns(cfg, mesh, sampler.steps)
   evaluate_fn = train.make_evaluate(cfg, graph)
   state = jax.device_put(train.init_state(cfg, graph), sharding.replicated(mesh))
   params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
   spc = cfg.train.steps_per_call
-  sampler = train.make_sampler(cfg, ds, split, graph)
 
   def sample(epoch):
     cf, kg = sampler(epoch)

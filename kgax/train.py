@@ -42,8 +42,30 @@ def setup(config: ml_collections.ConfigDict):
   return ds, split, graph
 
 
-def make_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-  return optax.adam(config.optim.lr), optax.adam(config.optim.kg_lr)
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(optim, base: float, steps_per_epoch: int, epochs: int):
+  """A constant rate, or linear warm-up then cosine decay to final_lr_fraction * base over the
+  run's `epochs` (config.optim.lr_schedule, warmup_epochs, final_lr_fraction)."""
+  kind = optim.get("lr_schedule", "constant")
+  if kind not in LR_SCHEDULES:
+    raise ValueError(f"config.optim.lr_schedule={kind!r}: expected one of {LR_SCHEDULES}")
+  if kind == "constant":
+    return base
+  warmup = int(round(optim.get("warmup_epochs", 0.0) * steps_per_epoch))
+  total = max(steps_per_epoch * epochs, warmup + 1)
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else base, peak_value=base, warmup_steps=warmup,
+      decay_steps=total, end_value=base * optim.get("final_lr_fraction", 0.0))
+
+
+def make_optimizers(config, steps_per_epoch: tuple[int, int] = (1, 1)
+                    ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """Adam for the CF and the KG phase; `steps_per_epoch` (CF, KG) places the lr schedule."""
+  o, epochs = config.optim, config.train.epochs
+  return (optax.adam(learning_rate(o, o.lr, steps_per_epoch[0], epochs)),
+          optax.adam(learning_rate(o, o.kg_lr, steps_per_epoch[1], epochs)))
 
 
 def init_state(config, graph: Graph) -> dict:
@@ -109,18 +131,23 @@ def make_sampler(config, ds, split, graph: Graph):
     if joint:   # one KG batch per CF step
       kg = kg[np.arange(cf.shape[0]) % kg.shape[0]]
     return cf, kg
+
+  spc = config.train.steps_per_call
+  cf_steps = chunked_steps(sampling.steps_per_epoch(len(train), config.train.batch_size), spc)
+  kg_steps = chunked_steps(sampling.steps_per_epoch(len(heads), config.train.kg_batch_size), spc)
+  sample.steps = (cf_steps, cf_steps if joint else kg_steps)   # optimizer steps per epoch
   return sample
 
 
-def make_step_fns(config, mesh):
+def make_step_fns(config, mesh, steps_per_epoch: tuple[int, int] = (1, 1)):
   """Jitted functions running `steps_per_call` CF (or KG) steps in one lax.scan.
 
   The graph is an argument, not a closed-over constant: XLA would otherwise embed (and try to
-  constant-fold through) the edge arrays.
+  constant-fold through) the edge arrays. `steps_per_epoch` (CF, KG) places the lr schedule.
   """
   m = config.model
   model_lib = models.get(m.name)
-  tx_cf, tx_kg = make_optimizers(config)
+  tx_cf, tx_kg = make_optimizers(config, steps_per_epoch)
   joint = config.optim.schedule == "joint"
 
   def cf_loss(params, graph, batch, rng, kg_batch=None):
@@ -169,6 +196,12 @@ def make_evaluate(config, graph: Graph):
     return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph))
   score = jax.jit(lambda p, g, users: model_lib.score_users(p, g, m, users))
   return lambda params, ev: ev(lambda users: score(params, graph, users))
+
+
+def chunked_steps(n: int, size: int) -> int:
+  """Steps run for n batches in equal chunks of at most `size` (see _chunks)."""
+  calls = -(-n // size)
+  return calls * -(-n // calls)
 
 
 def _chunks(batches: np.ndarray, size: int):
@@ -239,7 +272,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       raise ValueError(f"config.train.{name}={config.train[name]} is not divisible by the "
                        f"{n_dev} devices")
   graph = jax.device_put(graph, sharding.replicated(mesh))
-  cf_fn, kg_fn = make_step_fns(config, mesh)
+  sample = make_sampler(config, ds, split, graph)
+  cf_fn, kg_fn = make_step_fns(config, mesh, sample.steps)
   evaluate_fn = make_evaluate(config, graph)
   ks = tuple(config.eval.ks)
   # Validation runs often and selects on a ranking metric: it skips AUC (a full sort per user).
@@ -264,7 +298,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if start_epoch:
     print(f"resuming from epoch {start_epoch} in {workdir}")
 
-  sample = make_sampler(config, ds, split, graph)
   spc = config.train.steps_per_call
   use_kg_phase = config.model.use_kge and config.optim.schedule == "alternate"
   joint_kg = config.model.use_kge and config.optim.schedule == "joint"

@@ -206,3 +206,22 @@ def test_chunks_pad_little_and_cover_every_step(n, size, calls, length):
   steps = chunks[:, :, 0, 0].ravel()
   assert set(steps.tolist()) == set(range(n))          # every step runs
   assert len(steps) - n == calls * length - n < calls  # fewer repeats than calls
+
+
+def test_cosine_schedule_warms_up_and_decays():
+  cfg = _test_config(**{"optim.lr_schedule": "cosine", "optim.warmup_epochs": 1,
+                        "optim.final_lr_fraction": 0.1, "train.epochs": 4})
+  lr = train.learning_rate(cfg.optim, 1e-2, 10, cfg.train.epochs)
+  assert float(lr(0)) == 0.0 and float(lr(10)) == pytest.approx(1e-2)
+  assert float(lr(40)) == pytest.approx(1e-3)
+  assert 1e-3 < float(lr(25)) < 1e-2
+  assert train.learning_rate(_test_config().optim, 1e-2, 10, 4) == 1e-2
+  bad = _test_config(**{"optim.lr_schedule": "step"})
+  with pytest.raises(ValueError, match="config.optim.lr_schedule='step'"):
+    train.make_optimizers(bad)
+
+
+def test_cosine_schedule_trains(tmp_path):
+  cfg = _test_config(**{"optim.lr_schedule": "cosine", "optim.warmup_epochs": 0.5})
+  results = train.train_and_evaluate(cfg, tmp_path)
+  assert 0 < results["test"]["recall@20"] <= 1
