@@ -88,8 +88,8 @@ def plot(buckets: dict, counts: dict, path: pathlib.Path):
 def main(argv=None):
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS)
   cold_jobs = []
-  for model in args.models:
-    cfg = table2.model_config(model, args, overrides)
+  for model in table2.run_order(args, args.models):
+    cfg = table2.model_config(model, args, overrides, prefix="cold-")
     cfg.data.cold_items = COLD
     cold_jobs += runs.seed_jobs(cfg, args.seeds, f"cold-{model}")
   results = runs.run_jobs(table2.jobs(args, overrides, args.models) + cold_jobs, args.root)

@@ -89,6 +89,9 @@ def study_args(description: str, argv=None, *, default_root: str, models=()):
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   p.add_argument("--root", default=default_root, help="where the runs' workdirs go")
   p.add_argument("--out", required=True, help="output prefix for .md/.json/.png")
+  p.add_argument("--pretrain", action="store_true",
+                 help="initialise the KGAT-family models from the study's own BPR-MF runs "
+                      "(ROOT/mf-seedS, trained first), as KGAT's published results do")
   p.add_argument("--tuned", default="",
                  help="folder of tune.py results, TUNED/<model>/tune.json: each model's selected "
                       "fields are applied on top of the --config.* overrides")
@@ -118,6 +121,14 @@ def model_config(config_file: str, args, overrides, arg: str = "", name: str = "
   cfg = config_lib.apply_overrides(cfg, tuned_overrides(getattr(args, "tuned", ""), name))
   if args.aux_from and "aux_from" in cfg.data:
     cfg.data.aux_from = args.aux_from
+  return cfg
+
+
+def with_pretrain(cfg, args, prefix: str = ""):
+  """With --pretrain, points a model that can start from BPR-MF (config.model.pretrained) at the
+  study's MF run of the same seed and split, ROOT/{prefix}mf-seed{seed}."""
+  if getattr(args, "pretrain", False) and "pretrained" in cfg.model:
+    cfg.model.pretrained = str(pathlib.Path(args.root) / f"{prefix}mf-seed{{seed}}")
   return cfg
 
 

@@ -3,7 +3,7 @@
     python experiments/table2.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
         --root runs/table2 --out docs/results/table2-ml-100k-kg [--models mf kgat kgat_ax] \
-        [--config.train.epochs=60] [--tuned runs/tune]
+        [--config.train.epochs=60] [--tuned runs/tune] [--pretrain]
 
 Every model is trained on the same split, selected on validation, and reported on test as
 mean ± std over the seeds; the %Improve row is KGAT-AX's gain over the best other model of each
@@ -31,14 +31,23 @@ METRICS = ("recall@20", "ndcg@20")
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
-def model_config(model: str, args, overrides):
+def model_config(model: str, args, overrides, prefix: str = ""):
+  """MODEL's config for the study (with --pretrain: from ROOT/{prefix}mf-seedS)."""
   file, arg = MODELS[model]
-  return runs.model_config(str(CONFIGS / file), args, overrides, arg, name=model)
+  cfg = runs.model_config(str(CONFIGS / file), args, overrides, arg, name=model)
+  return runs.with_pretrain(cfg, args, prefix)
+
+
+def run_order(args, models) -> list[str]:
+  """The models to train, MF first when the others start from it (--pretrain)."""
+  if getattr(args, "pretrain", False):
+    return ["mf"] + [m for m in models if m != "mf"]
+  return list(models)
 
 
 def jobs(args, overrides, models) -> list[runs.Job]:
   """The study's runs, named MODEL-seedS (figure3.py and cold_start.py reuse them)."""
-  return [job for model in models
+  return [job for model in run_order(args, models)
           for job in runs.seed_jobs(model_config(model, args, overrides), args.seeds, model)]
 
 

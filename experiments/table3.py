@@ -2,7 +2,7 @@
 
     python experiments/table3.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] [--tuned runs/tune]
+        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] [--tuned runs/tune] [--pretrain]
 
 Every variant is trained on the same split, selected on validation, and reported on test as
 mean ± std over the seeds. Finished runs are skipped, so the script can be restarted.
@@ -16,14 +16,18 @@ import runs  # noqa: E402
 
 VARIANTS = ("kgat_ax", "no_kge", "no_att_eu", "no_att_ei", "no_aux", "kgat")
 CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "kgat_ax.py")
+MF_CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "mf.py")
 
 
 def main(argv=None):
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table3")
   jobs = []
+  if args.pretrain:   # the BPR-MF runs the variants start from
+    jobs += runs.seed_jobs(runs.model_config(MF_CONFIG, args, overrides, name="mf"), args.seeds,
+                           "mf")
   for variant in VARIANTS:
     cfg = runs.model_config(CONFIG, args, overrides, f"variant={variant}", name=variant)
-    jobs += runs.seed_jobs(cfg, args.seeds, variant)
+    jobs += runs.seed_jobs(runs.with_pretrain(cfg, args), args.seeds, variant)
   results = runs.run_jobs(jobs, args.root)
   rows, data = [], {}
   for variant in VARIANTS:

@@ -290,8 +290,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   restored = ckpt.restore_latest(state)
   if restored is not None:
     state = restored
-  elif config.model.get("pretrained"):
-    state = dict(state, params=with_pretrained(state["params"], config.model.pretrained, graph))
+  elif config.model.get("pretrained"):   # "{seed}" in the path becomes this run's seed
+    state = dict(state, params=with_pretrained(
+        state["params"], config.model.pretrained.replace("{seed}", str(config.seed)), graph))
   state = jax.device_put(state, sharding.replicated(mesh))
   start_epoch = int(state["epoch"])
   log = _Log(workdir / "metrics.jsonl")

@@ -167,3 +167,20 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   assert table2.model_config("kgat", args, ov).optim.l2 == 1e-5
   with pytest.raises(SystemExit, match="expected FIELD=V1"):
     tune.parse_grid(["optim.l2"])
+
+
+def test_pretrain_trains_mf_first_and_starts_each_seed_from_its_own(tmp_path):
+  root = tmp_path / "runs"
+  argv = TINY[:3] + ["0"] + TINY[5:] + ["--models", "kgat", "--pretrain", "--root", str(root),
+                                          "--out", str(tmp_path / "t2")]
+  args, overrides = runs.study_args("", argv, default_root="r", models=tuple(table2.MODELS))
+  jobs = table2.jobs(args, overrides, args.models)
+  assert [j.name for j in jobs] == ["mf-seed0", "kgat-seed0"]
+  assert jobs[1].config.model.pretrained == str(root / "mf-seed{seed}")
+  assert table2.model_config("kgat", args, overrides, prefix="cold-").model.pretrained == \
+      str(root / "cold-mf-seed{seed}")
+  data = table2.main(argv)
+  assert list(data["models"]) == ["kgat"]
+  saved = json.loads((root / "kgat-seed0" / "config.json").read_text())
+  assert saved["model"]["pretrained"] == str(root / "mf-seed{seed}")
+  assert (root / "mf-seed0" / "results.json").is_file()
