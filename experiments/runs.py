@@ -92,6 +92,9 @@ def study_args(description: str, argv=None, *, default_root: str, models=()):
   p.add_argument("--pretrain", action="store_true",
                  help="initialise the KGAT-family models from the study's own BPR-MF runs "
                       "(ROOT/mf-seedS, trained first), as KGAT's published results do")
+  p.add_argument("--recipe", default="",
+                 help="JSON file {model: {field: value}} (\"*\": every model) of per-model "
+                      "settings, applied after --config.* and --tuned")
   p.add_argument("--tuned", default="",
                  help="folder of tune.py results, TUNED/<model>/tune.json: each model's selected "
                       "fields are applied on top of the --config.* overrides")
@@ -113,12 +116,28 @@ def tuned_overrides(tuned: str, name: str) -> dict[str, str]:
   return json.loads(path.read_text())["best"]
 
 
+def recipe_overrides(recipe: str, name: str) -> dict[str, str]:
+  """The fields a --recipe file sets for `name`: its "*" entry, then its own entry."""
+  if not recipe:
+    return {}
+  path = pathlib.Path(recipe)
+  try:
+    data = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise SystemExit(f"--recipe {recipe}: {e}") from None
+  if not isinstance(data, dict) or not all(isinstance(v, dict) for k, v in data.items()
+                                           if not k.startswith("_")):
+    raise SystemExit(f"--recipe {recipe}: expected {{model: {{field: value}}}}")
+  return {k: str(v) for k, v in {**data.get("*", {}), **data.get(name, {})}.items()}
+
+
 def model_config(config_file: str, args, overrides, arg: str = "", name: str = "") -> object:
   """A config file's config for args.dataset, with --aux-from, --config.* overrides and, with
   --tuned, the fields selected for `name`."""
   spec = f"{config_file}:dataset={args.dataset}" + (f",{arg}" if arg else "")
   cfg = config_lib.apply_overrides(config_lib.load_file(spec), overrides)
   cfg = config_lib.apply_overrides(cfg, tuned_overrides(getattr(args, "tuned", ""), name))
+  cfg = config_lib.apply_overrides(cfg, recipe_overrides(getattr(args, "recipe", ""), name))
   if args.aux_from and "aux_from" in cfg.data:
     cfg.data.aux_from = args.aux_from
   return cfg

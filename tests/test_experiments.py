@@ -184,3 +184,22 @@ def test_pretrain_trains_mf_first_and_starts_each_seed_from_its_own(tmp_path):
   saved = json.loads((root / "kgat-seed0" / "config.json").read_text())
   assert saved["model"]["pretrained"] == str(root / "mf-seed{seed}")
   assert (root / "mf-seed0" / "results.json").is_file()
+
+
+def test_recipe_sets_fields_per_model(tmp_path):
+  recipe = tmp_path / "r.json"
+  recipe.write_text(json.dumps({"_doc": "x", "*": {"optim.l2": "1e-2"},
+                                "kgat": {"train.batch_size": 512, "optim.l2": "1e-3"}}))
+  args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(recipe)], default_root="r",
+                             models=tuple(table2.MODELS))
+  mf, kgat = table2.model_config("mf", args, ov), table2.model_config("kgat", args, ov)
+  assert (mf.optim.l2, mf.train.batch_size) == (1e-2, 128)   # "*" on top of --config.*
+  assert (kgat.optim.l2, kgat.train.batch_size) == (1e-3, 512)
+  recipe.write_text("[1]")
+  with pytest.raises(SystemExit, match="r.json: expected"):
+    table2.model_config("mf", args, ov)
+  shipped = REPO / "experiments" / "recipes" / "pretrained.json"
+  args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(shipped)], default_root="r",
+                             models=tuple(table2.MODELS))
+  for name in ("mf", "kgat", "kgat_ax"):
+    table2.model_config(name, args, ov)   # every field exists
