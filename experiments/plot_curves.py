@@ -23,6 +23,23 @@ def read_curve(workdir, split: str, metric: str, x: str):
   return [r[x] for r in rows], [r[metric] for r in rows]
 
 
+def pretraining_seconds(workdir) -> float:
+  """Wall seconds of the BPR-MF run a run started from (config.model.pretrained), else 0."""
+  config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
+  source = config.get("model", {}).get("pretrained")
+  if not source:
+    return 0.0
+  results = pathlib.Path(source.replace("{seed}", str(config["seed"]))) / "results.json"
+  if not results.is_file():
+    raise SystemExit(f"{workdir}: its pretraining run {results.parent} has no results.json")
+  return float(json.loads(results.read_text())["wall_seconds"])
+
+
+def time_to(xs, ys, level: float):
+  """The first x at which y >= level (None if never)."""
+  return next((x for x, y in zip(xs, ys) if y >= level), None)
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__)
   p.add_argument("workdirs", nargs="+")
@@ -31,6 +48,8 @@ def main(argv=None):
   p.add_argument("--metric", default="recall@20")
   p.add_argument("--x", default="wall", choices=("wall", "epoch"))
   p.add_argument("--hline", type=float, nargs="*", default=[], help="reference levels")
+  p.add_argument("--no-pretraining-time", action="store_true",
+                 help="with --x wall, do not add the wall time of the MF run a run started from")
   p.add_argument("--out", required=True)
   args = p.parse_args(argv)
   labels = args.labels or [pathlib.Path(w).name for w in args.workdirs]
@@ -39,7 +58,15 @@ def main(argv=None):
     xs, ys = read_curve(workdir, args.split, args.metric, args.x)
     if not xs:
       raise SystemExit(f"{workdir}: no {args.split} rows with {args.metric} in metrics.jsonl")
+    offset = 0.0
+    if args.x == "wall" and not args.no_pretraining_time:
+      offset = pretraining_seconds(workdir)
+      xs = [x + offset for x in xs]
     ax.plot(xs, ys, marker="o", ms=3, label=label)
+    reached = ", ".join(f"{level} at {t:.0f}" if (t := time_to(xs, ys, level)) is not None
+                        else f"{level} never" for level in args.hline)
+    print(f"{label}: pretraining {offset:.0f} s" + (f"; {args.split} {args.metric} {reached}"
+                                                  if reached else ""))
   for level in args.hline:
     ax.axhline(level, color="gray", ls="--", lw=0.8)
   ax.set_xlabel("wall seconds" if args.x == "wall" else "epoch")

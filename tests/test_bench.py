@@ -24,15 +24,27 @@ def test_bench_reports_every_figure(tmp_path, capsys):
   assert "| dataset |" in table and res["dataset"] in table
 
 
-def test_plot_curves_writes_png(tmp_path):
+def test_plot_curves_writes_png(tmp_path, capsys):
   import plot_curves
   run = tmp_path / "run"
   run.mkdir()
   rows = [{"epoch": e, "split": "test", "wall": 10.0 * e, "recall@20": 0.1 * e} for e in (1, 2)]
   (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
   assert plot_curves.read_curve(run, "test", "recall@20", "wall") == ([10.0, 20.0], [0.1, 0.2])
+  (run / "config.json").write_text(json.dumps({"seed": 3, "model": {"pretrained": ""}}))
   plot_curves.main([str(run), "--out", str(tmp_path / "c.png")])
   assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+  assert plot_curves.time_to([10.0, 20.0], [0.1, 0.2], 0.15) == 20.0
+  assert plot_curves.time_to([10.0, 20.0], [0.1, 0.2], 0.5) is None
+  # A run that started from an MF run is charged that run's wall time.
+  mf = tmp_path / "mf-seed3"
+  mf.mkdir()
+  (mf / "results.json").write_text(json.dumps({"wall_seconds": 7.5}))
+  (run / "config.json").write_text(json.dumps(
+      {"seed": 3, "model": {"pretrained": str(tmp_path / "mf-seed{seed}")}}))
+  assert plot_curves.pretraining_seconds(run) == 7.5
+  plot_curves.main([str(run), "--hline", "0.15", "--out", str(tmp_path / "c.png")])
+  assert "pretraining 8 s; test recall@20 0.15 at 28" in capsys.readouterr().out
 
 
 def test_plot_scaling_table_and_png(tmp_path):
