@@ -33,11 +33,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return c
 
 
-def sweep(add):
-  """The paper's grid: learning rate x L2 coefficient lambda (KGAT's search space).
-
-  experiments/tune.py runs it (or a part of it, with --grid) and selects on validation.
-  """
-  for lr in (1e-4, 1e-3, 5e-3, 1e-2):
-    for l2 in (1e-5, 1e-4, 1e-3, 1e-2, 1e-1):
-      add(**{"optim.lr": lr, "optim.l2": l2})
+sweep = kgat_ax.sweep   # the paper's learning-rate x L2 grid
