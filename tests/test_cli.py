@@ -1,5 +1,6 @@
 """The `kgax` command line: config files, overrides and one-line errors."""
 
+import json
 import pathlib
 
 import pytest
@@ -63,3 +64,33 @@ def test_data_stats_and_split_on_synthetic(tmp_path, capsys):
   assert cli.main(["data", "split", "synthetic-tiny", "--out", str(tmp_path / "s")]) == 0
   assert cli.main(["data", "stats", str(tmp_path / "s")]) == 0
   assert (tmp_path / "s" / "train.txt").is_file() and (tmp_path / "s" / "kg_final.txt").is_file()
+
+
+def test_main_job_trains_mf_then_kgat_ax_from_it(tmp_path, monkeypatch, capsys):
+  from kgax import cli
+  from kgax.data import fetch
+
+  def offline(name):
+    raise OSError("no network")
+  monkeypatch.setattr(fetch, "fetch", offline)
+  monkeypatch.setattr(cli, "FALLBACK_DATASET", "synthetic-tiny")
+  real = cli.main_job_configs
+
+  def small(dataset, workdir, epochs, from_scratch):   # seconds on a CPU
+    jobs = real(dataset, workdir, epochs, from_scratch)
+    for _, cfg in jobs:
+      cfg.model.embed_dim, cfg.train.batch_size, cfg.train.epochs = 8, 128, 2
+      cfg.train.eval_every, cfg.eval.batch_size = 1, 64
+      if "layers" in cfg.model:
+        cfg.model.layers, cfg.model.relation_dim, cfg.train.kg_batch_size = (8,), 8, 256
+    return jobs
+  monkeypatch.setattr(cli, "main_job_configs", small)
+  assert cli.main(["run", "--workdir", str(tmp_path)]) == 0
+  out = capsys.readouterr().out
+  assert "falling back to synthetic-tiny" in out and "BPR-MF on" in out and "KGAT-AX on" in out
+  saved = json.loads((tmp_path / "kgat_ax" / "config.json").read_text())
+  assert saved["model"]["pretrained"] == str(tmp_path / "mf")
+  assert (saved["optim"]["lr"], saved["optim"]["l2"]) == (1e-4, 1e-2)
+  assert (tmp_path / "mf" / "results.json").is_file()
+  jobs = real("ml-100k-kg", tmp_path, 25, True)
+  assert [n for n, _ in jobs] == ["kgat_ax"] and jobs[0][1].optim.lr == 5e-3
