@@ -112,18 +112,56 @@ def _batched_coo(indptr: np.ndarray, items: np.ndarray, users: np.ndarray, batch
   return rows_out, cols_out
 
 
+def auc_from_entries(scores: jax.Array, truth: jax.Array, exclude: jax.Array, rows: jax.Array,
+                     cols: jax.Array, *, chunk: int = 128) -> jax.Array:
+  """Per-row AUC [B] as in `rank_metrics`, from the truth entries (rows, cols) [L] (cols equal
+  to the number of items mark padding), without sorting the rows.
+
+  Each truth item's score is compared with its row: correct pairs = negatives below it + ties / 2.
+  That is O(L x N) comparisons in blocks of `chunk` entries, against XLA:CPU's sort of every row,
+  which takes seconds per batch of a few hundred users over tens of thousands of items.
+  """
+  b, n = scores.shape
+  scores = jnp.where(scores == 0, 0, scores)
+  negative = ~(truth | exclude)
+  valid = cols < n
+  s_t = scores[rows, jnp.where(valid, cols, 0)]
+  pad = (-rows.shape[0]) % chunk
+  r = jnp.pad(rows, (0, pad)).reshape(-1, chunk)
+  st = jnp.pad(s_t, (0, pad)).reshape(-1, chunk)
+
+  def block(args):
+    r, st = args
+    row, neg = scores[r], negative[r]
+    below = jnp.sum(neg & (row < st[:, None]), 1)
+    ties = jnp.sum(neg & (row == st[:, None]), 1)
+    return below.astype(jnp.float32) + 0.5 * ties.astype(jnp.float32)
+  correct = jax.lax.map(block, (r, st)).reshape(-1)[:rows.shape[0]]
+  correct = jax.ops.segment_sum(jnp.where(valid, correct, 0), rows, b)
+  n_t = jnp.maximum(truth.sum(1), 1).astype(jnp.float32)
+  return correct / (n_t * negative.sum(1))
+
+
 @functools.partial(jax.jit, static_argnames=("ks", "metrics", "mesh"))
 def _batch_metrics(scores, truth_rows, truth_cols, excl_rows, excl_cols, *, ks, metrics, mesh):
-  """Builds the truth and exclusion masks [B, N] from padded entries, then `rank_metrics`.
+  """Builds the truth and exclusion masks [B, N] from padded entries, then `rank_metrics` (AUC
+  through `auc_from_entries`).
 
   With a mesh, each device ranks its own rows (shard_map over "data").
   """
   def mask(rows, cols):
     return jnp.zeros(scores.shape, bool).at[rows, cols].set(True, mode="drop")
-  fn = functools.partial(rank_metrics, ks=ks, metrics=metrics)
-  if mesh is not None:
-    fn = jax.shard_map(fn, mesh=mesh, in_specs=P("data"), out_specs=P("data"))
-  return fn(scores, mask(truth_rows, truth_cols), mask(excl_rows, excl_cols))
+  truth, exclude = mask(truth_rows, truth_cols), mask(excl_rows, excl_cols)
+  ranking = tuple(m for m in metrics if m != "auc")
+  out = {}
+  if ranking:
+    fn = functools.partial(rank_metrics, ks=ks, metrics=ranking)
+    if mesh is not None:
+      fn = jax.shard_map(fn, mesh=mesh, in_specs=P("data"), out_specs=P("data"))
+    out = fn(scores, truth, exclude)
+  if "auc" in metrics:
+    out["auc"] = auc_from_entries(scores, truth, exclude, truth_rows, truth_cols)
+  return out
 
 
 @functools.partial(jax.jit, static_argnames="sharding")
