@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from kgax import ops
 from kgax.graph import Graph
@@ -90,29 +91,38 @@ def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
 
 
 def _project_pairs(x: jax.Array, w: jax.Array, nodes: jax.Array, sizes) -> jax.Array:
-  """W_r x_v for distinct (node, relation) pairs grouped by relation: [P, k], one matmul each."""
-  xs, out, start = x[nodes], [], 0
-  for r, size in enumerate(sizes):
-    if size:
-      out.append(xs[start:start + size] @ w[r])
-    start += size
+  """x_v W_r for pairs (v, r) grouped by relation: [P, k].
+
+  One matmul per relation over its contiguous block; the blocks come from `jnp.split`, whose
+  gradient is a concatenation (slicing would pad every block's gradient to the full size).
+  """
+  xs = x[nodes]
+  bounds = [int(b) for b in np.cumsum(sizes)[:-1]]
+  out = []
+  for r, part in enumerate(jnp.split(xs, bounds)):
+    if sizes[r]:
+      out.append(part @ w[r])
   return jnp.concatenate(out)
 
 
 def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
   """KGAT's attention: (W_r e_t)^T tanh(W_r e_h + e_r), per edge [E].
 
-  W_r e is computed once per distinct (node, relation) pair (e.g. once per user for all of its
-  interactions), and so is tanh(W_r e_h + e_r), which depends on the edge only through its
-  (head, relation) pair; per edge there remain two gathers and a dot product.
+  Written as e_t . u(h, r) with u(h, r) = W_r tanh(W_r e_h + e_r) (row-vector convention
+  x W_r), which depends on the edge only through its (head, relation) pair: u is computed once
+  per distinct pair (e.g. once per user for all of its interactions), and per edge there remain
+  two gathers and a dot product.
   """
   w = params["W_r"]
   sizes = graph.head_pair_sizes
   pair_rel = jnp.repeat(jnp.arange(len(sizes)), jnp.asarray(sizes), total_repeat_length=sum(sizes))
   query = jnp.tanh(_project_pairs(x, w, graph.head_pair_nodes, sizes)
                    + params["relation"][pair_rel])
-  proj_t = _project_pairs(x, w, graph.tail_pair_nodes, graph.tail_pair_sizes)
-  return jnp.sum(proj_t[graph.tail_pair_index] * query[graph.head_pair_index], -1)
+  # u = query W_r^T, per relation block (query rows are already grouped by relation).
+  bounds = [int(b) for b in np.cumsum(sizes)[:-1]]
+  u = jnp.concatenate([part @ w[r].T for r, part in enumerate(jnp.split(query, bounds))
+                       if sizes[r]])
+  return jnp.sum(x[graph.tails] * u[graph.head_pair_index], -1)
 
 
 def _uniform_mask(graph: Graph, m) -> jax.Array | None:
