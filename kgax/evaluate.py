@@ -30,48 +30,40 @@ def metric_names(ks: Sequence[int], metrics: Sequence[str] = METRICS) -> list[st
 
 
 def rank_metrics(scores: jax.Array, truth: jax.Array, exclude: jax.Array, *, ks: Sequence[int],
-                 metrics: Sequence[str] = METRICS) -> dict[str, jax.Array]:
-  """Per-user metrics [B] from scores [B, N] and disjoint boolean masks truth, exclude [B, N].
+                 metrics: Sequence[str] = RANKING_METRICS) -> dict[str, jax.Array]:
+  """Per-user ranking metrics [B] from scores [B, N] and disjoint boolean masks truth, exclude.
 
   With hits@K the truth items among the K best non-excluded items and T = |truth|:
     recall@K = hits / T,  precision@K = hits / K,  hit@K = [hits > 0],
-    ndcg@K = sum_{hit ranks p} 1/log2(p + 1) / sum_{p <= min(T, K)} 1/log2(p + 1),
-    auc = mean over (t in truth, j negative) of [s_t > s_j] + [s_t = s_j] / 2,
-  negatives being the items neither in truth nor excluded (auc is NaN for a user with none).
+    ndcg@K = sum_{hit ranks p} 1/log2(p + 1) / sum_{p <= min(T, K)} 1/log2(p + 1).
   When K exceeds the number of candidates the remaining ranks hold no hits. Scores are finite.
-  Keys "recall@20", ..., "auc".
+  Keys "recall@20", ...; AUC comes from `auc_from_entries`.
   """
+  unknown = set(metrics) - set(RANKING_METRICS)
+  if unknown:
+    raise ValueError(f"rank_metrics: {sorted(unknown)} are not ranking metrics "
+                     "(AUC: auc_from_entries)")
   n_items = scores.shape[1]
-  scores = jnp.where(scores == 0, 0, scores)   # top_k and sort put -0.0 below 0.0; make them tie
+  scores = jnp.where(scores == 0, 0, scores)   # top_k puts -0.0 below 0.0; make them tie
   k_max = min(max(ks), n_items)
   n_truth = truth.sum(1)
   n_t = jnp.maximum(n_truth, 1).astype(jnp.float32)
-  out = {}
-  if set(metrics) & set(RANKING_METRICS):
-    _, top = jax.lax.top_k(jnp.where(exclude, -jnp.inf, scores), k_max)
-    hits = jnp.take_along_axis(truth, top, axis=1).astype(jnp.float32)
-    discount = 1.0 / jnp.log2(jnp.arange(2, k_max + 2, dtype=jnp.float32))
-    cum_hits = jnp.cumsum(hits, axis=1)
-    cum_dcg = jnp.cumsum(hits * discount, axis=1)
-    cum_idcg = jnp.cumsum(discount)
-    at = {}
-    for k in ks:
-      h = cum_hits[:, min(k, k_max) - 1]
-      at[k] = {
-          "recall": h / n_t,
-          "ndcg": cum_dcg[:, min(k, k_max) - 1] / cum_idcg[jnp.minimum(n_truth, k).clip(1) - 1],
-          "precision": h / k,
-          "hit": (h > 0).astype(jnp.float32),
-      }
-    out.update({f"{m}@{k}": at[k][m] for m in metrics if m in RANKING_METRICS for k in ks})
-  if "auc" in metrics:
-    negative = ~(truth | exclude)
-    neg_sorted = jnp.sort(jnp.where(negative, scores, jnp.inf), axis=1)
-    below = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(neg_sorted, scores)
-    upto = jax.vmap(functools.partial(jnp.searchsorted, side="right"))(neg_sorted, scores)
-    correct = jnp.where(truth, (below + upto).astype(jnp.float32) / 2, 0).sum(1)
-    out["auc"] = correct / (n_t * negative.sum(1))
-  return out
+  _, top = jax.lax.top_k(jnp.where(exclude, -jnp.inf, scores), k_max)
+  hits = jnp.take_along_axis(truth, top, axis=1).astype(jnp.float32)
+  discount = 1.0 / jnp.log2(jnp.arange(2, k_max + 2, dtype=jnp.float32))
+  cum_hits = jnp.cumsum(hits, axis=1)
+  cum_dcg = jnp.cumsum(hits * discount, axis=1)
+  cum_idcg = jnp.cumsum(discount)
+  at = {}
+  for k in ks:
+    h = cum_hits[:, min(k, k_max) - 1]
+    at[k] = {
+        "recall": h / n_t,
+        "ndcg": cum_dcg[:, min(k, k_max) - 1] / cum_idcg[jnp.minimum(n_truth, k).clip(1) - 1],
+        "precision": h / k,
+        "hit": (h > 0).astype(jnp.float32),
+    }
+  return {f"{m}@{k}": at[k][m] for m in metrics for k in ks}
 
 
 def _pair_keys(pairs: np.ndarray, n_users: int, n_items: int, what: str) -> np.ndarray:
@@ -114,8 +106,10 @@ def _batched_coo(indptr: np.ndarray, items: np.ndarray, users: np.ndarray, batch
 
 def auc_from_entries(scores: jax.Array, truth: jax.Array, exclude: jax.Array, rows: jax.Array,
                      cols: jax.Array, *, chunk: int = 128) -> jax.Array:
-  """Per-row AUC [B] as in `rank_metrics`, from the truth entries (rows, cols) [L] (cols equal
-  to the number of items mark padding), without sorting the rows.
+  """Per-row AUC [B] from masks [B, N] and the truth entries (rows, cols) [L] (cols equal to the
+  number of items mark padding):
+    auc = mean over (t in truth, j negative) of [s_t > s_j] + [s_t = s_j] / 2,
+  negatives being the items neither in truth nor excluded (NaN for a row with none).
 
   Each truth item's score is compared with its row: correct pairs = negatives below it + ties / 2.
   That is O(L x N) comparisons in blocks of `chunk` entries, against XLA:CPU's sort of every row,
@@ -144,8 +138,8 @@ def auc_from_entries(scores: jax.Array, truth: jax.Array, exclude: jax.Array, ro
 
 @functools.partial(jax.jit, static_argnames=("ks", "metrics", "mesh"))
 def _batch_metrics(scores, truth_rows, truth_cols, excl_rows, excl_cols, *, ks, metrics, mesh):
-  """Builds the truth and exclusion masks [B, N] from padded entries, then `rank_metrics` (AUC
-  through `auc_from_entries`).
+  """Builds the truth and exclusion masks [B, N] from padded entries, then `rank_metrics` and
+  `auc_from_entries`.
 
   With a mesh, each device ranks its own rows (shard_map over "data").
   """

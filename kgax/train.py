@@ -276,7 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   cf_fn, kg_fn = make_step_fns(config, mesh, sample.steps)
   evaluate_fn = make_evaluate(config, graph)
   ks = tuple(config.eval.ks)
-  # Validation runs often and selects on a ranking metric: it skips AUC (a full sort per user).
+  # Validation runs often and selects on a ranking metric: it skips AUC.
   valid_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.valid, split.train, ks=ks,
                                   batch_size=config.eval.batch_size,
                                   metrics=evaluate.RANKING_METRICS)
