@@ -43,14 +43,11 @@ class Graph:
   aux_weight: jnp.ndarray  # float32 [F] weights normalised to sum 1 per owner (0 for padding)
   relation_order: jnp.ndarray  # int32 [E] edge permutation that groups edges by relation
   tail_order: jnp.ndarray  # int32 [E] edge permutation that sorts edges by tail
-  # Distinct (node, relation) pairs on each side of the edges, grouped by relation, for per-relation
+  # Distinct (head, relation) pairs of the edges, grouped by relation, for per-relation
   # projections W_r e (KGAT's attention): nodes [P], each edge's pair index [E], sizes per relation.
   head_pair_nodes: jnp.ndarray
   head_pair_index: jnp.ndarray
-  tail_pair_nodes: jnp.ndarray
-  tail_pair_index: jnp.ndarray
   head_pair_sizes: tuple[int, ...] = flax.struct.field(pytree_node=False)
-  tail_pair_sizes: tuple[int, ...] = flax.struct.field(pytree_node=False)
   relation_sizes: tuple[int, ...] = flax.struct.field(pytree_node=False)  # edges per relation
   n_items: int = flax.struct.field(pytree_node=False)
   n_entities: int = flax.struct.field(pytree_node=False)
@@ -155,7 +152,6 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
     sizes = tuple(int(c) for c in np.bincount(keys // n_nodes, minlength=2 * n_fwd))
     return keys % n_nodes, index, sizes
   hp_nodes, hp_index, hp_sizes = pairs(h)
-  tp_nodes, tp_index, tp_sizes = pairs(t)
   relation_sizes = tuple(int(c) for c in np.bincount(r, minlength=2 * n_fwd))
 
   i32 = lambda x: jnp.asarray(x, jnp.int32)
@@ -166,6 +162,5 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
       relation_order=i32(relation_order), relation_sizes=relation_sizes,
       tail_order=i32(tail_order),
       head_pair_nodes=i32(hp_nodes), head_pair_index=i32(hp_index), head_pair_sizes=hp_sizes,
-      tail_pair_nodes=i32(tp_nodes), tail_pair_index=i32(tp_index), tail_pair_sizes=tp_sizes,
       n_items=ds.n_items, n_entities=n_e, n_users=n_u, n_aux=aux.n_nodes,
       n_kg_relations=ds.n_relations, n_aux_relations=aux.n_attrs, n_real_edges=n_real)

@@ -90,19 +90,15 @@ def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
   return x + jnp.where(has_aux[:, None], delta, 0.0)
 
 
-def _project_pairs(x: jax.Array, w: jax.Array, nodes: jax.Array, sizes) -> jax.Array:
-  """x_v W_r for pairs (v, r) grouped by relation: [P, k].
+def _per_relation(rows: jax.Array, w: jax.Array, sizes, *, transpose: bool = False) -> jax.Array:
+  """rows [P, a] grouped by relation (sizes[r] rows each) times w[r] (or w[r]^T): [P, b].
 
-  One matmul per relation over its contiguous block; the blocks come from `jnp.split`, whose
-  gradient is a concatenation (slicing would pad every block's gradient to the full size).
+  One matmul per relation block; the blocks come from `jnp.split`, whose gradient is a
+  concatenation (slicing would pad every block's gradient to the full size).
   """
-  xs = x[nodes]
   bounds = [int(b) for b in np.cumsum(sizes)[:-1]]
-  out = []
-  for r, part in enumerate(jnp.split(xs, bounds)):
-    if sizes[r]:
-      out.append(part @ w[r])
-  return jnp.concatenate(out)
+  return jnp.concatenate([part @ (w[r].T if transpose else w[r])
+                          for r, part in enumerate(jnp.split(rows, bounds)) if sizes[r]])
 
 
 def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
@@ -113,15 +109,11 @@ def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
   per distinct pair (e.g. once per user for all of its interactions), and per edge there remain
   two gathers and a dot product.
   """
-  w = params["W_r"]
-  sizes = graph.head_pair_sizes
+  w, sizes = params["W_r"], graph.head_pair_sizes
   pair_rel = jnp.repeat(jnp.arange(len(sizes)), jnp.asarray(sizes), total_repeat_length=sum(sizes))
-  query = jnp.tanh(_project_pairs(x, w, graph.head_pair_nodes, sizes)
+  query = jnp.tanh(_per_relation(x[graph.head_pair_nodes], w, sizes)
                    + params["relation"][pair_rel])
-  # u = query W_r^T, per relation block (query rows are already grouped by relation).
-  bounds = [int(b) for b in np.cumsum(sizes)[:-1]]
-  u = jnp.concatenate([part @ w[r].T for r, part in enumerate(jnp.split(query, bounds))
-                       if sizes[r]])
+  u = _per_relation(query, w, sizes, transpose=True)
   return jnp.sum(x[graph.tails] * u[graph.head_pair_index], -1)
 
 
