@@ -211,12 +211,10 @@ def _chunks(batches: np.ndarray, size: int):
   chunk (18 steps in chunks of up to 16 run as 2 x 9, not 2 x 16 with 14 repeated steps).
   """
   n = batches.shape[0]
-  calls = -(-n // size)
-  size = -(-n // calls)
-  pad = calls * size - n
-  if pad:   # a few steps seen twice, so that every call has the same shape
-    batches = batches[np.arange(n + pad) % n]
-  return batches.reshape(-1, size, *batches.shape[1:])
+  total = chunked_steps(n, size)
+  if total > n:   # a few steps seen twice, so that every call has the same shape
+    batches = batches[np.arange(total) % n]
+  return batches.reshape(-(-n // size), -1, *batches.shape[1:])
 
 
 class _Log:
