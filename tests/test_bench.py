@@ -66,3 +66,11 @@ def test_plot_scaling_table_and_png(tmp_path):
   import pytest
   with pytest.raises(SystemExit, match="bad.json: not a bench.py result"):
     plot_scaling.main([str(bad), "--out", str(tmp_path / "x.png")])
+
+
+def test_bench_eval_times_every_part():
+  import bench_eval
+  out = bench_eval.main(["--users", "8", "--items", "300", "--dim", "4", "--truth", "3",
+                         "--excluded", "5", "--repeat", "1"])
+  assert set(out) == {"score product", "top_k(100)", "auc_from_entries", "sort of the rows"}
+  assert all(v > 0 for v in out.values())
