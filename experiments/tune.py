@@ -57,7 +57,8 @@ def tune(config_spec: str, grid: list[dict], root, seed: int = 0, overrides=None
   best = max(points, key=lambda p: p["valid"])
   out = {"config": config_spec, "seed": seed, "metric": metric, "best": best["overrides"],
          "points": points}
-  rows = [f"| {p['name']} | {p['valid']:.4f} | {p['test']:.4f} | {p['best_epoch']} |"
+  test = lambda v: "-" if v is None else f"{v:.4f}"
+  rows = [f"| {p['name']} | {p['valid']:.4f} | {test(p['test'])} | {p['best_epoch']} |"
           + (" **selected** |" if p is best else " |") for p in points]
   md = (f"Tuning {config_spec} (seed {seed}), selected on validation {metric}\n\n"
         f"| point | valid {metric} | test {metric} | best epoch | |\n|---|---|---|---|---|\n"
