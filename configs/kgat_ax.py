@@ -72,6 +72,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.lr_schedule = "constant"   # constant | cosine (warm-up, then decay over train.epochs)
   c.optim.warmup_epochs = 0.0
   c.optim.final_lr_fraction = 0.0    # cosine: the last step's lr as a fraction of lr
+  c.optim.freeze = ()                # top-level parameter names kept fixed, e.g. ("node",)
+  c.optim.freeze_epochs = 0.0        # ... for this many epochs; 0 = the whole run
 
   c.train = ml_collections.ConfigDict()
   c.train.epochs = 200

@@ -12,6 +12,8 @@ the order of a stable argsort of -score. In AUC a tie between a truth item and a
 from __future__ import annotations
 
 import functools
+import os
+from concurrent import futures
 from collections.abc import Callable, Sequence
 
 import jax
@@ -29,27 +31,25 @@ def metric_names(ks: Sequence[int], metrics: Sequence[str] = METRICS) -> list[st
           for name in ([f"{m}@{k}" for k in ks] if m in RANKING_METRICS else [m])]
 
 
-def rank_metrics(scores: jax.Array, truth: jax.Array, exclude: jax.Array, *, ks: Sequence[int],
-                 metrics: Sequence[str] = RANKING_METRICS) -> dict[str, jax.Array]:
-  """Per-user ranking metrics [B] from scores [B, N] and disjoint boolean masks truth, exclude.
+def _top_k(scores: jax.Array, k: int) -> jax.Array:
+  """Indices [B, k] of the k best scores per row, ties by lower index, -0.0 tied with 0.0.
 
-  With hits@K the truth items among the K best non-excluded items and T = |truth|:
-    recall@K = hits / T,  precision@K = hits / K,  hit@K = [hits > 0],
-    ndcg@K = sum_{hit ranks p} 1/log2(p + 1) / sum_{p <= min(T, K)} 1/log2(p + 1).
-  When K exceeds the number of candidates the remaining ranks hold no hits. Scores are finite.
-  Keys "recall@20", ...; AUC comes from `auc_from_entries`.
+  `lax.top_k` puts -0.0 below 0.0. Equating them costs a pass over the scores, so it only runs
+  when a zero made it into the top k: otherwise every zero ranks below the k-th score whatever its
+  sign (had the k-th score been negative, the zeros would have been selected), and the result is
+  the same.
   """
-  unknown = set(metrics) - set(RANKING_METRICS)
-  if unknown:
-    raise ValueError(f"rank_metrics: {sorted(unknown)} are not ranking metrics "
-                     "(AUC: auc_from_entries)")
-  n_items = scores.shape[1]
-  scores = jnp.where(scores == 0, 0, scores)   # top_k puts -0.0 below 0.0; make them tie
-  k_max = min(max(ks), n_items)
-  n_truth = truth.sum(1)
+  values, top = jax.lax.top_k(scores, k)
+  return jax.lax.cond(jnp.any(values == 0),
+                      lambda s: jax.lax.top_k(jnp.where(s == 0, 0, s), k)[1],
+                      lambda s: top, scores)
+
+
+def _from_hits(hits: jax.Array, n_truth: jax.Array, ks: Sequence[int],
+               metrics: Sequence[str]) -> dict[str, jax.Array]:
+  """Ranking metrics [B] from hits [B, K_max] (1 where rank p holds a truth item) and |truth|."""
+  k_max = hits.shape[1]
   n_t = jnp.maximum(n_truth, 1).astype(jnp.float32)
-  _, top = jax.lax.top_k(jnp.where(exclude, -jnp.inf, scores), k_max)
-  hits = jnp.take_along_axis(truth, top, axis=1).astype(jnp.float32)
   discount = 1.0 / jnp.log2(jnp.arange(2, k_max + 2, dtype=jnp.float32))
   cum_hits = jnp.cumsum(hits, axis=1)
   cum_dcg = jnp.cumsum(hits * discount, axis=1)
@@ -64,6 +64,57 @@ def rank_metrics(scores: jax.Array, truth: jax.Array, exclude: jax.Array, *, ks:
         "hit": (h > 0).astype(jnp.float32),
     }
   return {f"{m}@{k}": at[k][m] for m in metrics for k in ks}
+
+
+def _check_ranking(metrics: Sequence[str]):
+  unknown = set(metrics) - set(RANKING_METRICS)
+  if unknown:
+    raise ValueError(f"rank_metrics: {sorted(unknown)} are not ranking metrics "
+                     "(AUC: auc_from_entries)")
+
+
+def rank_metrics(scores: jax.Array, truth: jax.Array, exclude: jax.Array, *, ks: Sequence[int],
+                 metrics: Sequence[str] = RANKING_METRICS) -> dict[str, jax.Array]:
+  """Per-user ranking metrics [B] from scores [B, N] and disjoint boolean masks truth, exclude.
+
+  With hits@K the truth items among the K best non-excluded items and T = |truth|:
+    recall@K = hits / T,  precision@K = hits / K,  hit@K = [hits > 0],
+    ndcg@K = sum_{hit ranks p} 1/log2(p + 1) / sum_{p <= min(T, K)} 1/log2(p + 1).
+  When K exceeds the number of candidates the remaining ranks hold no hits. Scores are finite.
+  Keys "recall@20", ...; AUC comes from `auc_from_entries`. The Evaluator computes the same
+  from (row, item) entries instead of masks (`rank_entries`).
+  """
+  _check_ranking(metrics)
+  top = _top_k(jnp.where(exclude, -jnp.inf, scores), min(max(ks), scores.shape[1]))
+  hits = jnp.take_along_axis(truth, top, axis=1).astype(jnp.float32)
+  return _from_hits(hits, truth.sum(1), ks, metrics)
+
+
+def rank_entries(scores: jax.Array, truth_rows: jax.Array, truth_cols: jax.Array,
+                 excl_rows: jax.Array, excl_cols: jax.Array, *, ks: Sequence[int],
+                 metrics: Sequence[str] = RANKING_METRICS, row_offset: jax.Array | int = 0
+                 ) -> dict[str, jax.Array]:
+  """`rank_metrics` with truth and exclusions given as (row, item) entries [L] of a batch.
+
+  scores [B, N] are the batch's rows row_offset .. row_offset + B - 1 (a device's block; entries
+  of other rows are ignored). Truth entries are sorted by (row, item); an item equal to N marks
+  padding. Nothing of size [B, N] is built but the scores with the exclusions set to -inf: the
+  truth of each top-K item is found by binary search of its (row, item) key in the truth entries.
+  Needs (row_offset + B) * (N + 1) < 2^31.
+  """
+  _check_ranking(metrics)
+  b, n = scores.shape
+  local = lambda rows: jnp.where((rows >= row_offset) & (rows < row_offset + b),
+                                 rows - row_offset, b)   # b: dropped
+  scores = scores.at[local(excl_rows), excl_cols].set(-jnp.inf, mode="drop")
+  top = _top_k(scores, min(max(ks), n))
+  valid = truth_cols < n
+  keys = jnp.where(valid, truth_rows * (n + 1) + truth_cols, jnp.iinfo(jnp.int32).max)
+  query = (row_offset + jnp.arange(b))[:, None] * (n + 1) + top
+  pos = jnp.minimum(jnp.searchsorted(keys, query.reshape(-1)), keys.shape[0] - 1)
+  hits = (keys[pos] == query.reshape(-1)).reshape(top.shape).astype(jnp.float32)
+  n_truth = jax.ops.segment_sum(valid.astype(jnp.int32), local(truth_rows), b)
+  return _from_hits(hits, n_truth, ks, metrics)
 
 
 def _pair_keys(pairs: np.ndarray, n_users: int, n_items: int, what: str) -> np.ndarray:
@@ -136,36 +187,53 @@ def auc_from_entries(scores: jax.Array, truth: jax.Array, exclude: jax.Array, ro
   return correct / (n_t * negative.sum(1))
 
 
-@functools.partial(jax.jit, static_argnames=("ks", "metrics", "mesh"))
 def _batch_metrics(scores, truth_rows, truth_cols, excl_rows, excl_cols, *, ks, metrics, mesh):
-  """Builds the truth and exclusion masks [B, N] from padded entries, then `rank_metrics` and
-  `auc_from_entries`.
-
-  With a mesh, each device ranks its own rows (shard_map over "data").
-  """
-  def mask(rows, cols):
-    return jnp.zeros(scores.shape, bool).at[rows, cols].set(True, mode="drop")
-  truth, exclude = mask(truth_rows, truth_cols), mask(excl_rows, excl_cols)
+  """`rank_entries` (per device block with a mesh: shard_map over "data") and, if asked,
+  `auc_from_entries`, which needs the truth and exclusion masks [B, N]."""
   ranking = tuple(m for m in metrics if m != "auc")
   out = {}
   if ranking:
-    fn = functools.partial(rank_metrics, ks=ks, metrics=ranking)
-    if mesh is not None:
-      fn = jax.shard_map(fn, mesh=mesh, in_specs=P("data"), out_specs=P("data"))
-    out = fn(scores, truth, exclude)
+    entries = (truth_rows, truth_cols, excl_rows, excl_cols)
+    if mesh is None:
+      out = rank_entries(scores, *entries, ks=ks, metrics=ranking)
+    else:
+      def block(scores, *entries):
+        offset = jax.lax.axis_index("data") * scores.shape[0]
+        return rank_entries(scores, *entries, ks=ks, metrics=ranking, row_offset=offset)
+      out = jax.shard_map(block, mesh=mesh, in_specs=(P("data"),) + (P(),) * 4,
+                          out_specs=P("data"))(scores, *entries)
   if "auc" in metrics:
-    out["auc"] = auc_from_entries(scores, truth, exclude, truth_rows, truth_cols)
+    def mask(rows, cols):
+      return jnp.zeros(scores.shape, bool).at[rows, cols].set(True, mode="drop")
+    out["auc"] = auc_from_entries(scores, mask(truth_rows, truth_cols),
+                                  mask(excl_rows, excl_cols), truth_rows, truth_cols)
   return out
 
 
-@functools.partial(jax.jit, static_argnames="sharding")
-def _dot_scores(user_emb: jax.Array, item_emb: jax.Array, users: jax.Array, *,
-                sharding) -> jax.Array:
-  """score(u, i) = e_u . e_i: [B, N], rows split by `sharding` when given."""
+_STATIC = ("ks", "metrics", "mesh")
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _score_metrics(scores, *entries, ks, metrics, mesh):
+  """Metrics of one batch of scores [B, N] (from a score function)."""
+  return _batch_metrics(scores, *entries, ks=ks, metrics=metrics, mesh=mesh)
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _embedding_metrics(user_emb, item_emb, users, *entries, ks, metrics, mesh):
+  """Metrics of the batch `users` under score(u, i) = e_u . e_i, scored and ranked in one call
+  (the exclusions are written into the product's buffer, no copy of the scores)."""
   rows = user_emb[users]
-  if sharding is not None:
-    rows = jax.lax.with_sharding_constraint(rows, sharding)
-  return jnp.dot(rows, item_emb.T, precision=jax.lax.Precision.HIGHEST)
+  if mesh is not None:
+    rows = jax.lax.with_sharding_constraint(rows, NamedSharding(mesh, P("data")))
+  scores = jnp.dot(rows, item_emb.T, precision=jax.lax.Precision.HIGHEST)
+  return _batch_metrics(scores, *entries, ks=ks, metrics=metrics, mesh=mesh)
+
+
+def default_threads() -> int:
+  """Evaluation batches in flight at once: one per core on CPU, where XLA runs `lax.top_k` on a
+  single thread (at most 8); 1 on accelerators, whose dispatch is asynchronous anyway."""
+  return min(os.cpu_count() or 1, 8) if jax.default_backend() == "cpu" else 1
 
 
 class Evaluator:
@@ -181,12 +249,13 @@ class Evaluator:
     mesh: optional mesh whose "data" axis splits each batch's metric computation (and the scoring
       of `evaluate_embeddings`) across devices; a score_fn given to `__call__` gets a plain user
       array and shards its own work. Explicit mesh axes are used as Auto ones.
+    threads: batches in flight at once (None: `default_threads()`).
   """
 
   def __init__(self, n_users: int, n_items: int, truth_pairs: np.ndarray,
                exclude_pairs: np.ndarray, *, ks: Sequence[int] = (20, 40, 60, 80, 100),
                batch_size: int = 256, metrics: Sequence[str] = METRICS,
-               mesh: jax.sharding.Mesh | None = None):
+               mesh: jax.sharding.Mesh | None = None, threads: int | None = None):
     unknown = set(metrics) - set(METRICS)
     if unknown:
       raise ValueError(f"unknown metrics {sorted(unknown)}; expected a subset of {METRICS}")
@@ -220,6 +289,10 @@ class Evaluator:
     self._batches = padded.reshape(n_batches, self.batch_size).astype(np.int32)
     self._truth = _batched_coo(truth_ptr, truth_items, self.users, self.batch_size, n_items)
     self._exclude = _batched_coo(excl_ptr, excl_items, self.users, self.batch_size, n_items)
+    if self.batch_size * (n_items + 1) >= 2 ** 31:
+      raise ValueError(f"batch_size={self.batch_size}: batch_size * (n_items + 1) must stay below "
+                       f"2^31 with {n_items} items; use a smaller evaluation batch")
+    self.threads = default_threads() if threads is None else max(int(threads), 1)
 
   def __call__(self, score_fn: Callable[[jax.Array], jax.Array], *, per_user: bool = False
                ) -> dict[str, float] | dict[str, np.ndarray]:
@@ -228,16 +301,30 @@ class Evaluator:
     Returns {"recall@20": mean over users, ...}; with per_user, arrays [n_eval_users] per metric
     plus "user", the user ids (AUC is NaN for a user without negatives and left out of its mean).
     """
-    outs = []
-    for b, users in enumerate(self._batches):
-      scores = score_fn(jnp.asarray(users))
+    def batch(b: int):
+      scores = score_fn(jnp.asarray(self._batches[b]))
       if scores.shape != (self.batch_size, self.n_items):
         raise ValueError(f"score_fn returned shape {scores.shape}, expected "
                          f"{(self.batch_size, self.n_items)}")
       if self._mesh is not None:
         scores = jax.device_put(scores, NamedSharding(self._mesh, P("data")))
-      outs.append(_batch_metrics(scores, *(a[b] for a in self._truth + self._exclude),
-                                 ks=self.ks, metrics=self.metrics, mesh=self._mesh))
+      return _score_metrics(scores, *self._entries(b), ks=self.ks, metrics=self.metrics,
+                            mesh=self._mesh)
+    return self._collect(batch, per_user)
+
+  def _entries(self, b: int) -> tuple[np.ndarray, ...]:
+    return tuple(a[b] for a in self._truth + self._exclude)
+
+  def _collect(self, batch: Callable[[int], dict], per_user: bool):
+    """Runs batch(b) for every batch (`threads` at a time) and reduces the per-user metrics."""
+    if self.threads > 1 and len(self._batches) > 1:
+      with futures.ThreadPoolExecutor(self.threads) as pool:
+        # Each thread waits for its batch: XLA:CPU runs a thread's computations one after the
+        # other, so only computations dispatched from different threads overlap.
+        outs = list(pool.map(lambda b: jax.block_until_ready(batch(b)),
+                             range(len(self._batches))))
+    else:
+      outs = [batch(b) for b in range(len(self._batches))]
     outs = jax.device_get(outs)
     n = len(self.users)
     per = {key: np.concatenate([o[key] for o in outs])[:n].astype(np.float64)
@@ -253,9 +340,9 @@ class Evaluator:
   def evaluate_embeddings(self, user_emb: jax.Array, item_emb: jax.Array, *,
                           per_user: bool = False) -> dict[str, float] | dict[str, np.ndarray]:
     """Metrics of the dot-product scores user_emb [n_users, D] . item_emb [n_items, D]^T."""
-    rows = None
     if self._mesh is not None:
       user_emb, item_emb = jax.device_put((user_emb, item_emb), NamedSharding(self._mesh, P()))
-      rows = NamedSharding(self._mesh, P("data"))
-    return self(functools.partial(_dot_scores, user_emb, item_emb, sharding=rows),
-                per_user=per_user)
+    return self._collect(
+        lambda b: _embedding_metrics(user_emb, item_emb, jnp.asarray(self._batches[b]),
+                                     *self._entries(b), ks=self.ks, metrics=self.metrics,
+                                     mesh=self._mesh), per_user)

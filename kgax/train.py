@@ -64,13 +64,34 @@ def make_optimizers(config, steps_per_epoch: tuple[int, int] = (1, 1)
                     ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
   """Adam for the CF and the KG phase; `steps_per_epoch` (CF, KG) places the lr schedule."""
   o, epochs = config.optim, config.train.epochs
-  return (optax.adam(learning_rate(o, o.lr, steps_per_epoch[0], epochs)),
-          optax.adam(learning_rate(o, o.kg_lr, steps_per_epoch[1], epochs)))
+  return tuple(_adam(o, base, steps, epochs)
+               for base, steps in ((o.lr, steps_per_epoch[0]), (o.kg_lr, steps_per_epoch[1])))
+
+
+def _adam(optim, base: float, steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:
+  """Adam at the configured rate; the top-level parameters named in config.optim.freeze stay
+  fixed for the first config.optim.freeze_epochs epochs (0: for the whole run)."""
+  lr = learning_rate(optim, base, steps_per_epoch, epochs)
+  names = tuple(optim.get("freeze", ()) or ())
+  if not names:
+    return optax.adam(lr)
+  until = int(round(optim.get("freeze_epochs", 0.0) * steps_per_epoch))
+  if until <= 0:
+    frozen = optax.set_to_zero()
+  else:
+    rate = lr if callable(lr) else (lambda step: lr)
+    frozen = optax.adam(lambda step: jnp.where(step < until, 0.0, rate(step)))
+  return optax.multi_transform({"train": optax.adam(lr), "frozen": frozen},
+                               lambda p: {k: "frozen" if k in names else "train" for k in p})
 
 
 def init_state(config, graph: Graph) -> dict:
   key = jax.random.key(config.seed)
   params = models.get(config.model.name).init(key, config.model, graph)
+  unknown = sorted(set(config.optim.get("freeze", ()) or ()) - set(params))
+  if unknown:
+    raise ValueError(f"config.optim.freeze: no parameters named {unknown} (this model has "
+                     f"{sorted(params)})")
   tx_cf, tx_kg = make_optimizers(config)
   return {
       "params": params,

@@ -104,10 +104,10 @@ def test_data_covers_the_edge_cases(data):
   assert (np.signbit(data["scores"]) & (data["scores"] == 0)).any()   # -0.0 ties with 0.0
 
 
-@pytest.mark.parametrize("batch_size", [4, 7, 64])
-def test_matches_reference_for_any_batch_size(data, batch_size):
+@pytest.mark.parametrize("batch_size, threads", [(4, 1), (7, 3), (64, 2)])
+def test_matches_reference_for_any_batch_size(data, batch_size, threads):
   ev = evaluate.Evaluator(data["n_users"], data["n_items"], data["test"], data["exclude"],
-                          ks=KS, batch_size=batch_size)
+                          ks=KS, batch_size=batch_size, threads=threads)
   scores = jnp.asarray(data["scores"])
   score_fn = jax.jit(lambda users: scores[users])
   per_user = ev(score_fn, per_user=True)
@@ -236,3 +236,46 @@ def test_auc_from_entries_matches_reference_with_small_blocks(data):
   with pytest.raises(ValueError, match="not ranking metrics"):
     evaluate.rank_metrics(jnp.asarray(data["scores"]), jnp.asarray(truth), jnp.asarray(exclude),
                           ks=(5,), metrics=("auc",))
+
+
+def _masks(data):
+  truth = np.zeros((data["n_users"], data["n_items"]), bool)
+  exclude = np.zeros_like(truth)
+  truth[data["test"][:, 0], data["test"][:, 1]] = True
+  exclude[data["exclude"][:, 0], data["exclude"][:, 1]] = True
+  return truth, exclude
+
+
+def test_rank_metrics_and_rank_entries_blocks_match_reference(data):
+  """The mask form, and the entry form on row blocks of a batch (as each device of a mesh ranks
+  its block: entries of other rows are ignored), against the numpy reference."""
+  truth, exclude = _masks(data)
+  keep = truth.any(1)
+  want = {k: v for k, v in data["want"].items() if k != "auc"}
+  scores = jnp.asarray(data["scores"])
+  _check({k: np.asarray(v)[keep] for k, v in
+          evaluate.rank_metrics(scores, jnp.asarray(truth), jnp.asarray(exclude), ks=KS).items()},
+         want)
+  n = data["n_items"]
+  entries = []
+  for mask in (truth, exclude):
+    rows, cols = np.nonzero(mask)   # sorted by (row, item), then two padding entries
+    entries += [np.r_[rows, 0, 0].astype(np.int32), np.r_[cols, n, n].astype(np.int32)]
+  blocks = [evaluate.rank_entries(scores[lo:lo + 10], *map(jnp.asarray, entries), ks=KS,
+                                  row_offset=lo) for lo in range(0, data["n_users"], 10)]
+  got = {k: np.concatenate([b[k] for b in blocks])[keep] for k in want}
+  _check(got, want)
+
+
+def test_top_k_ties_negative_zero_with_zero():
+  """lax.top_k alone ranks -0.0 below 0.0; the evaluator's top-k ties them (lower index first)
+  whether or not a zero reaches the top k."""
+  scores = jnp.array([[-0.0, 0.0, -1.0, -0.0, 2.0], [3.0, -0.0, 0.0, 1.0, 2.0]])
+  assert jax.lax.top_k(scores, 3)[1][0].tolist() == [4, 1, 0]
+  assert evaluate._top_k(scores, 3).tolist() == [[4, 0, 1], [0, 4, 3]]
+  assert evaluate._top_k(scores, 5)[1].tolist() == [0, 4, 3, 1, 2]
+
+
+def test_batch_size_too_large_for_int32_keys_is_refused():
+  with pytest.raises(ValueError, match="batch_size=65536: batch_size \\* \\(n_items \\+ 1\\)"):
+    evaluate.Evaluator(2, 40_000, np.array([[0, 1]]), np.array([[1, 2]]), batch_size=65536)

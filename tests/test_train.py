@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import optax
 import pytest
 
 from kgax import config as config_lib
@@ -232,3 +233,32 @@ def test_cosine_schedule_reaches_the_training_loop(tmp_path):
   cosine = losses(tmp_path / "cosine", **{"optim.lr_schedule": "cosine"})
   assert len(constant) == len(cosine) > 1
   assert cosine != constant
+
+
+def test_freeze_keeps_named_parameters_for_the_given_epochs():
+  """optim.freeze: "node" stays fixed for freeze_epochs epochs (2 steps each), then trains; the
+  other parameters train from the first step; 0 epochs freezes for the whole run."""
+  params = {"node": np.ones(3, np.float32), "W_r": np.ones(2, np.float32)}
+  grads = {"node": np.ones(3, np.float32), "W_r": np.ones(2, np.float32)}
+
+  def run(freeze_epochs, steps=6):
+    cfg = _test_config(**{"optim.freeze": "node", "optim.freeze_epochs": str(freeze_epochs)})
+    tx, _ = train.make_optimizers(cfg, (2, 2))
+    p, state, history = params, tx.init(params), []
+    for _ in range(steps):
+      updates, state = tx.update(grads, state, p)
+      p = optax.apply_updates(p, updates)
+      history.append({k: float(v[0]) for k, v in p.items()})
+    return history
+
+  delayed = run(1.5)   # 3 steps
+  assert [h["node"] for h in delayed[:3]] == [1.0] * 3
+  assert delayed[3]["node"] < 1.0 and delayed[0]["W_r"] < 1.0
+  assert all(h["node"] == 1.0 for h in run(0)) and run(0)[-1]["W_r"] < 1.0
+
+
+def test_freeze_rejects_unknown_parameter_names():
+  cfg = _test_config(**{"optim.freeze": "embeddings"})
+  ds, split, graph = train.setup(cfg)
+  with pytest.raises(ValueError, match=r"config.optim.freeze: no parameters named \['embeddings'\]"):
+    train.init_state(cfg, graph)
