@@ -256,10 +256,25 @@ def _check_finite(losses: np.ndarray, phase: str, epoch: int):
         "lower optim.lr or check the data. The last good checkpoint is kept.")
 
 
+def _same_config(stored: dict, new: dict) -> bool:
+  """Whether a workdir's config.json matches `new`. A field that the stored config lacks (added
+  to kgax after the run began) matches only at a neutral value (empty, zero, False or None)."""
+  for key, value in new.items():
+    if key not in stored:
+      if value not in ("", (), [], {}, 0, 0.0, False, None):
+        return False
+    elif isinstance(value, dict) and isinstance(stored[key], dict):
+      if not _same_config(stored[key], value):
+        return False
+    elif stored[key] != value:
+      return False
+  return set(stored) <= set(new)
+
+
 def write_config(config, workdir: pathlib.Path):
   path = workdir / "config.json"
   text = config.to_json(indent=2, sort_keys=True)
-  if path.exists() and json.loads(path.read_text()) != json.loads(text):
+  if path.exists() and not _same_config(json.loads(path.read_text()), json.loads(text)):
     raise TrainingError(f"{path}: exists with a different config; use a new --workdir "
                         "or the same config to resume")
   path.write_text(text)

@@ -92,3 +92,13 @@ def test_table_ratios():
   md = compare_recbole.table(rows).splitlines()
   assert md[0].startswith("| system |") and len(md) == 4
   assert md[3] == "| kgax | KGAT | 5.00 | 0.50 | 4.00 | 2.00 |"
+
+
+def test_table_with_evaluation_only():
+  """--epochs 0: RecBole has no epoch time, kgax's is an estimate; the evaluation ratio stays."""
+  rows = [{"system": "RecBole", "model": "KGAT", "epoch_seconds": None, "eval_seconds": 3.0},
+          {"system": "kgax", "model": "KGAT", "epoch_seconds": 240.0, "eval_seconds": 2.0,
+           "epoch_estimated": True}]
+  md = compare_recbole.table(rows).splitlines()
+  assert md[2] == "| RecBole | KGAT | - | 3.00 | - | 1.00 |"
+  assert md[3] == "| kgax | KGAT | 240.00 (est.) | 2.00 | - | 1.50 |"

@@ -262,3 +262,12 @@ def test_freeze_rejects_unknown_parameter_names():
   ds, split, graph = train.setup(cfg)
   with pytest.raises(ValueError, match=r"config.optim.freeze: no parameters named \['embeddings'\]"):
     train.init_state(cfg, graph)
+
+
+def test_workdir_config_accepts_fields_added_later_at_neutral_values():
+  stored = {"optim": {"lr": 0.001}, "seed": 0}
+  same = train._same_config
+  assert same(stored, {"optim": {"lr": 0.001, "freeze": [], "freeze_epochs": 0.0}, "seed": 0})
+  assert not same(stored, {"optim": {"lr": 0.001, "freeze": ["node"]}, "seed": 0})
+  assert not same(stored, {"optim": {"lr": 0.01}, "seed": 0})
+  assert not same(stored, {"optim": {"lr": 0.001}})   # a stored field is gone
