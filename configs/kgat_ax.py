@@ -59,6 +59,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.attend_items = True
   c.model.message_dropout = 0.1
   c.model.leaky_slope = 0.2
+  c.model.drop_target_edges = False  # CF steps propagate without the batch's own (user, item)
+                                     # edges, both directions
   c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT
                                      # does); "{seed}" in it becomes the run's seed
   c.model.update(VARIANTS[args["variant"]])

@@ -164,3 +164,21 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
       head_pair_nodes=i32(hp_nodes), head_pair_index=i32(hp_index), head_pair_sizes=hp_sizes,
       n_items=ds.n_items, n_entities=n_e, n_users=n_u, n_aux=aux.n_nodes,
       n_kg_relations=ds.n_relations, n_aux_relations=aux.n_attrs, n_real_edges=n_real)
+
+
+def find_edges(graph: Graph, heads: jnp.ndarray, relations: jnp.ndarray,
+               tails: jnp.ndarray) -> jnp.ndarray:
+  """Indices [M] of the edges (heads, relations, tails) [M], which must be in the graph.
+
+  A vectorised binary search over the edges' (head, relation, tail) order (jit-friendly: a fixed
+  number of steps, three gathers each).
+  """
+  n = graph.n_edges
+  lo = jnp.zeros(heads.shape, jnp.int32)
+  hi = jnp.full(heads.shape, n, jnp.int32)
+  for _ in range(max(int(n).bit_length(), 1)):
+    mid = (lo + hi) // 2
+    h, r, t = graph.heads[mid], graph.relations[mid], graph.tails[mid]
+    below = (h < heads) | ((h == heads) & ((r < relations) | ((r == relations) & (t < tails))))
+    lo, hi = jnp.where(below, mid + 1, lo), jnp.where(below, hi, mid)
+  return lo

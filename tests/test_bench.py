@@ -71,6 +71,7 @@ def test_plot_scaling_table_and_png(tmp_path):
 def test_bench_eval_times_every_part():
   import bench_eval
   out = bench_eval.main(["--users", "8", "--items", "300", "--dim", "4", "--truth", "3",
-                         "--excluded", "5", "--repeat", "1"])
-  assert set(out) == {"score product", "top_k(100)", "auc_from_entries", "sort of the rows"}
+                         "--excluded", "5", "--repeat", "1", "--all-users", "20"])
+  assert {"score product", "top_k(100)", "auc_from_entries", "sort of the rows",
+          "20 users, 1 thread(s)"} <= set(out)
   assert all(v > 0 for v in out.values())

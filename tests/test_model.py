@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from kgax.data import AuxFacts, Dataset
-from kgax.graph import GraphOptions, build_graph
+from kgax.graph import GraphOptions, build_graph, find_edges
 from kgax.models import kgat as model
 
 VARIANTS = ("kgat_ax", "no_kge", "no_att_eu", "no_att_ei", "no_aux", "kgat")
@@ -58,8 +58,9 @@ def _leaky(x, s):
   return np.where(x > 0, x, s * x)
 
 
-def _reference(params, g, m):
-  """Dense, per-edge, loop-based forward pass written straight from SPEC 2.2-2.4."""
+def _reference(params, g, m, drop=frozenset()):
+  """Dense, per-edge, loop-based forward pass written straight from SPEC 2.2-2.4; the messages of
+  the (h, r, t) edges in `drop` are removed after the softmax."""
   p = jax.tree.map(np.asarray, params)
   n = g.n_nodes
   x = p["node"].copy()
@@ -107,7 +108,8 @@ def _reference(params, g, m):
     for h in np.unique(H):
       e = np.flatnonzero(H == h)
       w = np.exp(logits[e] - logits[e].max())
-      agg[h] = (w / w.sum()) @ msgs[e]
+      keep = np.array([(h, R[k], T[k]) not in drop for k in e], float)
+      agg[h] = (w / w.sum() * keep) @ msgs[e]
     if m.aggregator == "bi":
       x = (_leaky((x + agg) @ layer["Wa"] + layer["ba"], m.leaky_slope)
            + _leaky((x * agg) @ layer["Wb"] + layer["bb"], m.leaky_slope))
@@ -170,6 +172,37 @@ def test_losses_against_reference():
   bpr = np.mean(np.log1p(np.exp(-(np.sum(u * i, 1) - np.sum(u * j, 1)))))
   reg = 0.5 * np.mean(np.sum(u * u, 1) + np.sum(i * i, 1) + np.sum(j * j, 1))
   np.testing.assert_allclose(got, bpr + 0.01 * reg, rtol=1e-9)
+
+
+def test_dropping_target_edges_matches_reference():
+  """drop_target_edges: the BPR loss of a batch is computed on a propagation without the batch's
+  (user, interact, item) and (item, interact^-1, user) edges, as in the reference."""
+  c = _config("kgat_ax", message_dropout=0.0, drop_target_edges=True)
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(5), c.model, g))
+  pos = ds.interactions[[0, 3, 7]]
+  batch = np.c_[pos, [4, 2, 0]]
+  drop = set()
+  for u, i in pos:
+    drop |= {(g.user_start + u, 0, i), (i, g.n_fwd_relations, g.user_start + u)}
+  got = float(model.cf_loss(params, g, c.model, jnp.asarray(batch), jax.random.key(0), 0.01))
+
+  def loss(z):
+    u, i, j = z[g.user_start + batch[:, 0]], z[batch[:, 1]], z[batch[:, 2]]
+    bpr = np.mean(np.log1p(np.exp(-(np.sum(u * i, 1) - np.sum(u * j, 1)))))
+    return bpr + 0.01 * 0.5 * np.mean(np.sum(u * u, 1) + np.sum(i * i, 1) + np.sum(j * j, 1))
+  np.testing.assert_allclose(got, loss(_reference(params, g, c.model, frozenset(drop))),
+                             rtol=1e-9)
+  assert abs(got - loss(_reference(params, g, c.model))) > 1e-6   # the edges mattered
+
+
+def test_find_edges_locates_every_edge():
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  real = np.arange(g.n_real_edges)[::-1]
+  got = find_edges(g, *(jnp.asarray(np.asarray(a)[real]) for a in (g.heads, g.relations, g.tails)))
+  np.testing.assert_array_equal(np.asarray(got), real)
 
 
 def test_gradients_flow_through_attention():

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from kgax import ops
-from kgax.graph import Graph
+from kgax.graph import Graph, find_edges
 
 ATTENTIONS = ("triple", "kgat", "mean")
 AGGREGATORS = ("bi", "gcn", "graphsage")
@@ -138,13 +138,15 @@ def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
 
 
 def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
-              return_attention: bool = False):
+              return_attention: bool = False, drop_edges: jax.Array | None = None):
   """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)].
 
   `rng` enables message dropout (training); None is the deterministic evaluation pass.
   With `return_attention`, also returns the attention weights pi of every layer: [L, E].
+  `drop_edges` [M]: edge indices whose messages are removed (weight 0 after the softmax).
   """
   n, heads, tails = graph.n_nodes, graph.heads, graph.tails
+  weights = graph.weights if drop_edges is None else graph.weights.at[drop_edges].set(0.0)
   x = fuse(params, graph, m, params["node"])
   outs = [x]
   uniform = _uniform_mask(graph, m)
@@ -164,7 +166,7 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
       logit = jnp.zeros(heads.shape, x.dtype)
     if uniform is not None:
       logit = jnp.where(uniform, 0.0, logit)
-    pi = ops.segment_softmax(logit, heads, n, indices_are_sorted=True) * graph.weights  # eq. 6
+    pi = ops.segment_softmax(logit, heads, n, indices_are_sorted=True) * weights  # eq. 6
     pis.append(pi)
     if m.attention == "triple":
       # e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t)  (eq. 3)
@@ -185,15 +187,26 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
   return (z, jnp.stack(pis)) if return_attention else z
 
 
-def user_item_embeddings(params, graph: Graph, m, *, rng=None) -> tuple[jax.Array, jax.Array]:
+def user_item_embeddings(params, graph: Graph, m, *, rng=None, drop_edges=None
+                         ) -> tuple[jax.Array, jax.Array]:
   """(users [n_users, D], items [n_items, D]) final representations; score = dot product."""
-  z = propagate(params, graph, m, rng=rng)
+  z = propagate(params, graph, m, rng=rng, drop_edges=drop_edges)
   return z[graph.user_start:graph.user_start + graph.n_users], z[:graph.n_items]
 
 
 def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
-  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch."""
-  users, items = user_item_embeddings(params, graph, m, rng=rng)
+  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch.
+
+  With m.drop_target_edges the propagation runs without the batch's own interaction edges
+  (user -> item and item -> user), so that no score sees the edge it is trained to predict.
+  """
+  drop = None
+  if m.get("drop_target_edges", False):
+    u_nodes, pos = graph.user_nodes(batch[:, 0]), batch[:, 1]
+    zeros = jnp.zeros_like(pos)
+    drop = jnp.concatenate([find_edges(graph, u_nodes, zeros, pos),
+                            find_edges(graph, pos, zeros + graph.n_fwd_relations, u_nodes)])
+  users, items = user_item_embeddings(params, graph, m, rng=rng, drop_edges=drop)
   u, i, j = users[batch[:, 0]], items[batch[:, 1]], items[batch[:, 2]]
   diff = jnp.sum(u * i, -1) - jnp.sum(u * j, -1)
   reg = 0.5 * jnp.mean(jnp.sum(u * u, -1) + jnp.sum(i * i, -1) + jnp.sum(j * j, -1))
