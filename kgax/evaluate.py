@@ -2,7 +2,10 @@
 
 Every user with at least one truth (test or validation) item is scored against all items, with
 the excluded items (train, and validation when testing) removed. Users go through the device in
-fixed-size batches (one compile); only per-user metric vectors come back to the host.
+fixed-size batches (one compile); only per-user metric vectors come back to the host. The
+truth and excluded items of a batch travel as (row, item) entries, not [B, N] masks: exclusions
+are written into the scores as -inf and each top-K item's truth is a binary search (AUC alone
+builds the masks). On CPU several batches are in flight at once, from one thread each.
 
 Ties in the top-K are broken by item index: `jax.lax.top_k` puts the lower index first, which is
 the order of a stable argsort of -score. In AUC a tie between a truth item and a negative counts
