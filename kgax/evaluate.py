@@ -34,7 +34,7 @@ def metric_names(ks: Sequence[int], metrics: Sequence[str] = METRICS) -> list[st
           for name in ([f"{m}@{k}" for k in ks] if m in RANKING_METRICS else [m])]
 
 
-def _top_k(scores: jax.Array, k: int) -> jax.Array:
+def top_k(scores: jax.Array, k: int) -> jax.Array:
   """Indices [B, k] of the k best scores per row, ties by lower index, -0.0 tied with 0.0.
 
   `lax.top_k` puts -0.0 below 0.0. Equating them costs a pass over the scores, so it only runs
@@ -88,7 +88,7 @@ def rank_metrics(scores: jax.Array, truth: jax.Array, exclude: jax.Array, *, ks:
   from (row, item) entries instead of masks (`rank_entries`).
   """
   _check_ranking(metrics)
-  top = _top_k(jnp.where(exclude, -jnp.inf, scores), min(max(ks), scores.shape[1]))
+  top = top_k(jnp.where(exclude, -jnp.inf, scores), min(max(ks), scores.shape[1]))
   hits = jnp.take_along_axis(truth, top, axis=1).astype(jnp.float32)
   return _from_hits(hits, truth.sum(1), ks, metrics)
 
@@ -110,7 +110,7 @@ def rank_entries(scores: jax.Array, truth_rows: jax.Array, truth_cols: jax.Array
   local = lambda rows: jnp.where((rows >= row_offset) & (rows < row_offset + b),
                                  rows - row_offset, b)   # b: dropped
   scores = scores.at[local(excl_rows), excl_cols].set(-jnp.inf, mode="drop")
-  top = _top_k(scores, min(max(ks), n))
+  top = top_k(scores, min(max(ks), n))
   valid = truth_cols < n
   keys = jnp.where(valid, truth_rows * (n + 1) + truth_cols, jnp.iinfo(jnp.int32).max)
   query = (row_offset + jnp.arange(b))[:, None] * (n + 1) + top

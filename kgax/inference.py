@@ -24,10 +24,12 @@ def _csr(pairs: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.partial(jax.jit, static_argnames="k")
 def _top_k(scores, excluded, k):
-  """Top-k items per row of scores [B, I] with excluded [B, X] (padded with I) set to -inf."""
+  """(scores, items) [B, k]: the top k of scores [B, I] with excluded [B, X] (padded with I) set to
+  -inf, in the evaluator's order (ties by lower index, -0.0 tied with 0.0)."""
   rows = jnp.broadcast_to(jnp.arange(scores.shape[0])[:, None], excluded.shape)
   scores = scores.at[rows, excluded].set(-jnp.inf, mode="drop")
-  return jax.lax.top_k(scores, k)
+  items = evaluate.top_k(scores, k)
+  return jnp.take_along_axis(scores, items, axis=1), items
 
 
 @dataclasses.dataclass

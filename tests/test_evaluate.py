@@ -272,8 +272,8 @@ def test_top_k_ties_negative_zero_with_zero():
   whether or not a zero reaches the top k."""
   scores = jnp.array([[-0.0, 0.0, -1.0, -0.0, 2.0], [3.0, -0.0, 0.0, 1.0, 2.0]])
   assert jax.lax.top_k(scores, 3)[1][0].tolist() == [4, 1, 0]
-  assert evaluate._top_k(scores, 3).tolist() == [[4, 0, 1], [0, 4, 3]]
-  assert evaluate._top_k(scores, 5)[1].tolist() == [0, 4, 3, 1, 2]
+  assert evaluate.top_k(scores, 3).tolist() == [[4, 0, 1], [0, 4, 3]]
+  assert evaluate.top_k(scores, 5)[1].tolist() == [0, 4, 3, 1, 2]
 
 
 def test_batch_size_too_large_for_int32_keys_is_refused():
