@@ -314,9 +314,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   valid_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.valid, split.train, ks=ks,
                                   batch_size=config.eval.batch_size,
                                   metrics=evaluate.RANKING_METRICS)
-  test_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
-                                 np.concatenate([split.train, split.valid]), ks=ks,
-                                 batch_size=config.eval.batch_size)
+  test_args = (ds.n_users, ds.n_items, split.test, np.concatenate([split.train, split.valid]))
+  test_eval = evaluate.Evaluator(*test_args, ks=ks, batch_size=config.eval.batch_size)
+  # The per-evaluation test rows of log_test are for curves: ranking metrics only, as validation.
+  test_curve_eval = (evaluate.Evaluator(*test_args, ks=ks, batch_size=config.eval.batch_size,
+                                        metrics=evaluate.RANKING_METRICS)
+                     if config.train.log_test else None)
 
   ckpt = checkpoint.Checkpoints(workdir / "checkpoints", keep=config.train.keep_checkpoints,
                                 metric=config.train.select_metric)
@@ -387,7 +390,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       log.write(epoch=epoch + 1, split="valid", wall=time.time() - t_start, **metrics)
       if config.train.log_test:   # reporting only (time-to-quality curves); never for selection
         log.write(epoch=epoch + 1, split="test", wall=time.time() - t_start,
-                  **evaluate_fn(state["params"], test_eval))
+                  **evaluate_fn(state["params"], test_curve_eval))
       tqdm.write(f"epoch {epoch + 1}: valid {config.train.select_metric} {value:.4f}"
                  f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
       ckpt.save(epoch + 1, state, value if improved else None)

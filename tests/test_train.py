@@ -271,3 +271,15 @@ def test_workdir_config_accepts_fields_added_later_at_neutral_values():
   assert not same(stored, {"optim": {"lr": 0.001, "freeze": ["node"]}, "seed": 0})
   assert not same(stored, {"optim": {"lr": 0.01}, "seed": 0})
   assert not same(stored, {"optim": {"lr": 0.001}})   # a stored field is gone
+
+
+def test_log_test_writes_ranking_rows_for_curves(tmp_path):
+  """train.log_test: a test row (ranking metrics, no AUC) after every validation row; the final
+  test metrics keep AUC."""
+  results = train.train_and_evaluate(_test_config(**{"train.log_test": "true"}), tmp_path)
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+  valid = [r["epoch"] for r in rows if r.get("split") == "valid"]
+  test = [r for r in rows if r.get("split") == "test"]
+  assert valid and [r["epoch"] for r in test] == valid
+  assert all("recall@20" in r and "auc" not in r for r in test)
+  assert "auc" in results["test"]
