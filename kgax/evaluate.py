@@ -48,6 +48,15 @@ def top_k(scores: jax.Array, k: int) -> jax.Array:
                       lambda s: top, scores)
 
 
+def excluded_top_k(scores: jax.Array, rows: jax.Array, cols: jax.Array, k: int
+                   ) -> tuple[jax.Array, jax.Array]:
+  """(scores, top) : the scores [B, N] with the (row, item) entries [L] set to -inf (out-of-range
+  rows or items, e.g. padding, are dropped) and `top_k` of them [B, k]. The scatter writes into
+  the scores' own buffer when they are a temporary of the same jitted call."""
+  scores = scores.at[rows, cols].set(-jnp.inf, mode="drop")
+  return scores, top_k(scores, k)
+
+
 def _from_hits(hits: jax.Array, n_truth: jax.Array, ks: Sequence[int],
                metrics: Sequence[str]) -> dict[str, jax.Array]:
   """Ranking metrics [B] from hits [B, K_max] (1 where rank p holds a truth item) and |truth|."""
@@ -109,8 +118,7 @@ def rank_entries(scores: jax.Array, truth_rows: jax.Array, truth_cols: jax.Array
   b, n = scores.shape
   local = lambda rows: jnp.where((rows >= row_offset) & (rows < row_offset + b),
                                  rows - row_offset, b)   # b: dropped
-  scores = scores.at[local(excl_rows), excl_cols].set(-jnp.inf, mode="drop")
-  top = top_k(scores, min(max(ks), n))
+  _, top = excluded_top_k(scores, local(excl_rows), excl_cols, min(max(ks), n))
   valid = truth_cols < n
   keys = jnp.where(valid, truth_rows * (n + 1) + truth_cols, jnp.iinfo(jnp.int32).max)
   query = (row_offset + jnp.arange(b))[:, None] * (n + 1) + top

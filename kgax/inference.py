@@ -17,18 +17,11 @@ from kgax.graph import Graph
 from kgax import models
 
 
-def _csr(pairs: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-  pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-  return np.r_[0, np.cumsum(np.bincount(pairs[:, 0], minlength=n_rows))], pairs[:, 1]
-
-
 @functools.partial(jax.jit, static_argnames="k")
-def _top_k(scores, excluded, k):
-  """(scores, items) [B, k]: the top k of scores [B, I] with excluded [B, X] (padded with I) set to
-  -inf, in the evaluator's order (ties by lower index, -0.0 tied with 0.0)."""
-  rows = jnp.broadcast_to(jnp.arange(scores.shape[0])[:, None], excluded.shape)
-  scores = scores.at[rows, excluded].set(-jnp.inf, mode="drop")
-  items = evaluate.top_k(scores, k)
+def _top_k(scores, rows, cols, k):
+  """(scores, items) [B, k]: the top k of scores [B, I] without the (row, item) entries, in the
+  evaluator's order (ties by lower index, -0.0 tied with 0.0)."""
+  scores, items = evaluate.excluded_top_k(scores, rows, cols, k)
   return jnp.take_along_axis(scores, items, axis=1), items
 
 
@@ -81,20 +74,20 @@ class Run:
 
   def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
     """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""
-    s = self.split
-    indptr, indices = _csr(np.concatenate([s.train, s.valid]), self.ds.n_users)
-    k = min(k, self.ds.n_items)
+    s, n_items = self.split, self.ds.n_items
+    keys = evaluate._pair_keys(np.concatenate([s.train, s.valid]), self.ds.n_users, n_items,
+                               "exclude")
+    users = np.asarray(users)
+    rows, cols = evaluate._batched_coo(*evaluate._csr(keys, self.ds.n_users, n_items), users,
+                                       batch_size, n_items)
+    k = min(k, n_items)
     items, scores = [], []
-    for start in range(0, len(users), batch_size):
-      b = np.asarray(users[start:start + batch_size])
-      b_pad = np.r_[b, np.zeros(batch_size - len(b), b.dtype)]
-      lens = indptr[b_pad + 1] - indptr[b_pad]
-      excl = np.full((batch_size, max(1, lens.max())), self.ds.n_items, np.int32)
-      for row, u in enumerate(b_pad):   # ragged rows: one slice copy per user in the batch
-        excl[row, :lens[row]] = indices[indptr[u]:indptr[u + 1]]
-      sc, it = _top_k(self._score_fn(jnp.asarray(b_pad, jnp.int32)), jnp.asarray(excl), k)
-      items.append(np.asarray(it)[:len(b)])
-      scores.append(np.asarray(sc)[:len(b)])
+    for b, start in enumerate(range(0, len(users), batch_size)):
+      part = users[start:start + batch_size]
+      padded = np.r_[part, np.zeros(batch_size - len(part), part.dtype)].astype(np.int32)
+      sc, it = _top_k(self._score_fn(jnp.asarray(padded)), rows[b], cols[b], k)
+      items.append(np.asarray(it)[:len(part)])
+      scores.append(np.asarray(sc)[:len(part)])
     return np.concatenate(items), np.concatenate(scores)
 
   # Names --------------------------------------------------------------------------------------

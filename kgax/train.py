@@ -11,9 +11,7 @@ Workdir layout:
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import pathlib
 import time
 from typing import Any
