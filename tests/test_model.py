@@ -219,6 +219,27 @@ def test_gradients_flow_through_attention():
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(grads))
 
 
+def test_identity_init_starts_as_mean_aggregator():
+  """identity_init: W1 = [0 | 0 | I] and w2 = 0, so at step 0 the triple attention is the mean
+  aggregator over e_t (same node, relation and aggregator weights); it still learns from there."""
+  ds = _dataset()
+  c = _config("kgat_ax", identity_init=True)
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(6), c.model, g))
+  mean = _config("kgat_ax", attention="mean")
+  shared = {k: v for k, v in params.items() if k != "layers"}
+  shared["layers"] = [{k: v for k, v in layer.items() if k not in ("A", "B", "C", "w2")}
+                      for layer in params["layers"]]
+  got = np.asarray(model.propagate(params, g, c.model))[:g.sink]
+  np.testing.assert_allclose(got, _reference(shared, g, mean.model)[:g.sink], rtol=1e-9, atol=1e-9)
+  xavier = jax.tree.map(lambda a: a.astype(jnp.float64),
+                        model.init(jax.random.key(6), _config("kgat_ax").model, g))
+  assert np.abs(np.asarray(model.propagate(xavier, g, c.model))[:g.sink] - got).max() > 1e-3
+  grads = jax.grad(model.cf_loss)(params, g, c.model, jnp.array([[0, 1, 2], [3, 0, 4]]),
+                                  jax.random.key(0), 1e-5)
+  assert all(float(jnp.abs(layer[k]).sum()) > 0 for layer in grads["layers"] for k in ("A", "w2"))
+
+
 def test_bad_switch_value_is_named():
   c = _config("kgat_ax", attention="dot")
   with pytest.raises(ValueError, match="config.model.attention='dot'"):

@@ -58,6 +58,9 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
       layer.update(A=_glorot(next(keys), (d_in, d_in)), B=_glorot(next(keys), (k, d_in)),
                    C=_glorot(next(keys), (d_in, d_in)),
                    w2=_glorot(next(keys), (d_in, 1))[:, 0])
+      if m.get("identity_init", False):   # start as the mean aggregator: message e_t, uniform pi
+        layer.update(A=jnp.zeros_like(layer["A"]), B=jnp.zeros_like(layer["B"]),
+                     C=jnp.eye(d_in), w2=jnp.zeros_like(layer["w2"]))
     if m.aggregator == "bi":
       layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out),
                    Wb=_glorot(next(keys), (d_in, d_out)), bb=jnp.zeros(d_out))
