@@ -61,8 +61,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.leaky_slope = 0.2
   c.model.drop_target_edges = False  # CF steps propagate without the batch's own (user, item)
                                      # edges, both directions
-  c.model.identity_init = False      # triple attention starts as the mean aggregator
-                                     # (W1 = [0 | 0 | I], w2 = 0: message e_t, uniform weights)
+  c.model.identity_init = False      # the added modules start neutral, for fine-tuning from
+                                     # pretrained embeddings: triple attention as the mean
+                                     # aggregator (W1 = [0 | 0 | I], w2 = 0) and fusion as e_v' = e_v
   c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT
                                      # does); "{seed}" in it becomes the run's seed
   c.model.update(VARIANTS[args["variant"]])

@@ -238,6 +238,12 @@ def test_identity_init_starts_as_mean_aggregator():
   grads = jax.grad(model.cf_loss)(params, g, c.model, jnp.array([[0, 1, 2], [3, 0, 4]]),
                                   jax.random.key(0), 1e-5)
   assert all(float(jnp.abs(layer[k]).sum()) > 0 for layer in grads["layers"] for k in ("A", "w2"))
+  assert float(jnp.abs(grads["W_f"]).sum()) > 0
+  for fusion in ("holographic", "hadamard", "concat"):   # the fusion starts as e_v' = e_v
+    m = _config("kgat_ax", identity_init=True, fusion=fusion).model
+    p = model.init(jax.random.key(7), m, g)
+    np.testing.assert_allclose(np.asarray(model.fuse(p, g, m, p["node"])), np.asarray(p["node"]),
+                               atol=1e-6)
 
 
 def test_bad_switch_value_is_named():

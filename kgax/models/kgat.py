@@ -50,6 +50,9 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
     params["W_f"] = _glorot(next(keys), (d, d))
   elif m.fusion == "concat":
     params["W_f"] = _glorot(next(keys), (2 * d, d))
+  if "W_f" in params and m.get("identity_init", False):   # fusion starts as e_v' = e_v
+    params["W_f"] = (jnp.eye(2 * d, d) if m.fusion == "concat"
+                     else jnp.zeros_like(params["W_f"]))
   layers = []
   sizes = (d, *m.layers)
   for d_in, d_out in zip(sizes[:-1], sizes[1:]):
