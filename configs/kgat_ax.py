@@ -64,6 +64,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.identity_init = False      # the added modules start neutral, for fine-tuning from
                                      # pretrained embeddings: triple attention as the mean
                                      # aggregator (W1 = [0 | 0 | I], w2 = 0) and fusion as e_v' = e_v
+  c.model.identity_aggregator = False  # aggregator starts as LeakyReLU(e_h + e_agg) (Wa = I,
+                                       # truncated to the layer size; bi: Wb = 0)
   c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT
                                      # does); "{seed}" in it becomes the run's seed
   c.model.update(VARIANTS[args["variant"]])

@@ -246,6 +246,22 @@ def test_identity_init_starts_as_mean_aggregator():
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("aggregator", ["bi", "gcn", "graphsage"])
+def test_identity_aggregator_starts_as_truncated_sum(aggregator):
+  """identity_aggregator: each layer starts as LeakyReLU(e_h + e_agg) (graphsage: of e_h alone),
+  cut to the layer's size; the reference with those weights agrees."""
+  ds = _dataset()
+  c = _config("kgat_ax", aggregator=aggregator, identity_aggregator=True)
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(8), c.model, g))
+  x, agg = jax.random.normal(jax.random.key(0), (2, 4, 6), jnp.float64)
+  got = np.asarray(model._aggregate(params["layers"][0], c.model, x, agg))
+  pre = np.asarray(x if aggregator == "graphsage" else x + agg)[:, :5]
+  np.testing.assert_allclose(got, _leaky(pre, c.model.leaky_slope), rtol=1e-12)
+  np.testing.assert_allclose(np.asarray(model.propagate(params, g, c.model))[:g.sink],
+                             _reference(params, g, c.model)[:g.sink], rtol=1e-9, atol=1e-9)
+
+
 def test_bad_switch_value_is_named():
   c = _config("kgat_ax", attention="dot")
   with pytest.raises(ValueError, match="config.model.attention='dot'"):

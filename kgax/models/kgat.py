@@ -71,6 +71,10 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
       layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out))
     else:
       layer.update(Wa=_glorot(next(keys), (2 * d_in, d_out)), ba=jnp.zeros(d_out))
+    if m.get("identity_aggregator", False):   # e(l+1) starts as LeakyReLU(e_h + e_agg), truncated
+      layer["Wa"] = jnp.eye(*layer["Wa"].shape)
+      if "Wb" in layer:
+        layer["Wb"] = jnp.zeros_like(layer["Wb"])
     layers.append(layer)
   params["layers"] = layers
   return params
