@@ -79,9 +79,9 @@ def fmt(ms: tuple[float, float]) -> str:
   return f"{ms[0]:.4f} ± {ms[1]:.4f}"
 
 
-def study_args(description: str, argv=None, *, default_root: str, models=()):
-  """Common options of the study scripts (--models when `models` are given); returns (args,
-  config overrides)."""
+def study_args(description: str, argv=None, *, default_root: str, models=(), variants=()):
+  """Common options of the study scripts (--models / --variants when `models` / `variants` are
+  given); returns (args, config overrides)."""
   overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
   p = argparse.ArgumentParser(description=description)
   p.add_argument("--dataset", required=True, help="registered name or folder")
@@ -101,6 +101,9 @@ def study_args(description: str, argv=None, *, default_root: str, models=()):
   if models:
     p.add_argument("--models", nargs="+", choices=models, default=list(models),
                    help="a subset of the models")
+  if variants:
+    p.add_argument("--variants", nargs="+", choices=variants, default=list(variants),
+                   help="a subset of the variants")
   args = p.parse_args(rest)
   return args, overrides
 

@@ -15,6 +15,7 @@ import cold_start  # noqa: E402
 import figure3  # noqa: E402
 import runs  # noqa: E402
 import table2  # noqa: E402
+import table3  # noqa: E402
 from kgax import config as config_lib  # noqa: E402
 from kgax.data import load  # noqa: E402
 from kgax.data.types import DataError  # noqa: E402
@@ -198,8 +199,25 @@ def test_recipe_sets_fields_per_model(tmp_path):
   recipe.write_text("[1]")
   with pytest.raises(SystemExit, match="r.json: expected"):
     table2.model_config("mf", args, ov)
-  shipped = REPO / "experiments" / "recipes" / "pretrained.json"
-  args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(shipped)], default_root="r",
-                             models=tuple(table2.MODELS))
-  for name in ("mf", "kgat", "kgat_ax"):
-    table2.model_config(name, args, ov)   # every field exists
+  for shipped in sorted((REPO / "experiments" / "recipes").glob("*.json")):
+    args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(shipped)],
+                               default_root="r", models=tuple(table2.MODELS))
+    for name in table2.MODELS:
+      table2.model_config(name, args, ov)   # every field exists
+    for variant in table3.VARIANTS:
+      runs.model_config(table3.CONFIG, args, ov, f"variant={variant}", name=variant)
+
+
+def test_table3_runs_a_subset_of_variants_with_auc(study, capsys):
+  argv, tmp, _ = study
+  argv = [a for a in argv if a not in ("--models", "mf", "kgat_ax")]
+  data = table3.main(argv + ["--variants", "kgat_ax", "kgat", "--out", str(tmp / "table3")])
+  assert list(data) == ["kgat_ax", "kgat"]
+  rows = [l for l in (tmp / "table3.md").read_text().splitlines() if l.startswith("| k")]
+  assert [r.split(" | ")[0] for r in rows] == ["| kgat_ax", "| kgat"]
+  for variant in data:
+    auc, _ = data[variant]["auc"]
+    assert 0.0 < auc < 1.0 and len(data[variant]["best_epochs"]) == 2
+  assert "2 runs: 2 already finished" not in capsys.readouterr().out   # kgat trained here
+  assert sorted(p.parent.name for p in results_json(tmp) if "kgat-" in str(p)) == \
+      ["kgat-seed0", "kgat-seed1"]
