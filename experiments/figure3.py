@@ -6,7 +6,9 @@
 
 Reads the runs of a table2.py study with the same options (training any that are missing) and
 writes OUT.csv / OUT.png (Recall@K, mean over seeds) and OUT-curves.csv / OUT-curves.png
-(validation recall@20 per epoch, mean over the seeds that reached the epoch).
+(validation recall@20 per epoch, mean over the seeds that reached the epoch). A model fine-tuned
+from BPR-MF (--pretrain) has its epochs counted after the MF epochs it started from (the mean of
+its seeds' MF best epochs), so that its curve continues MF's.
 """
 
 import json
@@ -21,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import plot_curves  # noqa: E402
 import runs  # noqa: E402
 import table2  # noqa: E402
 
@@ -64,7 +67,9 @@ def main(argv=None):
     for name in per:
       for epoch, value in valid_curve(pathlib.Path(args.root) / name).items():
         by_epoch.setdefault(epoch, []).append(value)
-    curves += [{"model": model, "epoch": e, "recall@20": np.mean(v), "seeds": len(v)}
+    start = round(np.mean([plot_curves.pretraining(pathlib.Path(args.root) / name, "best_epoch")
+                           for name in per]))
+    curves += [{"model": model, "epoch": start + e, "recall@20": np.mean(v), "seeds": len(v)}
                for e, v in sorted(by_epoch.items())]
   recall, curves = pd.DataFrame(recall), pd.DataFrame(curves)
   out = pathlib.Path(args.out)
@@ -72,7 +77,8 @@ def main(argv=None):
   recall.to_csv(f"{out}.csv", index=False, float_format="%.6f")
   curves.to_csv(f"{out}-curves.csv", index=False, float_format="%.6f")
   plot(recall, "K", "recall", "K", "test Recall@K", pathlib.Path(f"{out}.png"))
-  plot(curves, "epoch", "recall@20", "epoch", "validation recall@20",
+  plot(curves, "epoch", "recall@20", "epoch (fine-tunes: after their MF start)",
+       "validation recall@20",
        pathlib.Path(f"{out}-curves.png"))
   print(recall.pivot(index="model", columns="K", values="recall").loc[args.models]
         .to_string(float_format="%.4f"))

@@ -23,8 +23,9 @@ def read_curve(workdir, split: str, metric: str, x: str):
   return [r[x] for r in rows], [r[metric] for r in rows]
 
 
-def pretraining_seconds(workdir) -> float:
-  """Wall seconds of the BPR-MF run a run started from (config.model.pretrained), else 0."""
+def pretraining(workdir, key: str = "wall_seconds") -> float:
+  """results[key] of the BPR-MF run a run started from (config.model.pretrained), else 0:
+  its wall seconds, or with key="best_epoch" the epoch of the checkpoint it started from."""
   config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
   source = config.get("model", {}).get("pretrained")
   if not source:
@@ -32,7 +33,7 @@ def pretraining_seconds(workdir) -> float:
   results = pathlib.Path(source.replace("{seed}", str(config["seed"]))) / "results.json"
   if not results.is_file():
     raise SystemExit(f"{workdir}: its pretraining run {results.parent} has no results.json")
-  return float(json.loads(results.read_text())["wall_seconds"])
+  return float(json.loads(results.read_text())[key])
 
 
 def time_to(xs, ys, level: float):
@@ -60,7 +61,7 @@ def main(argv=None):
       raise SystemExit(f"{workdir}: no {args.split} rows with {args.metric} in metrics.jsonl")
     offset = 0.0
     if args.x == "wall" and not args.no_pretraining_time:
-      offset = pretraining_seconds(workdir)
+      offset = pretraining(workdir)
       xs = [x + offset for x in xs]
     ax.plot(xs, ys, marker="o", ms=3, label=label)
     reached = ", ".join(f"{level} at {t:.0f}" if (t := time_to(xs, ys, level)) is not None

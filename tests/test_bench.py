@@ -42,7 +42,7 @@ def test_plot_curves_writes_png(tmp_path, capsys):
   (mf / "results.json").write_text(json.dumps({"wall_seconds": 7.5}))
   (run / "config.json").write_text(json.dumps(
       {"seed": 3, "model": {"pretrained": str(tmp_path / "mf-seed{seed}")}}))
-  assert plot_curves.pretraining_seconds(run) == 7.5
+  assert plot_curves.pretraining(run) == 7.5
   plot_curves.main([str(run), "--hline", "0.15", "--out", str(tmp_path / "c.png")])
   assert "pretraining 8 s; test recall@20 0.15 at 28" in capsys.readouterr().out
 

@@ -185,6 +185,9 @@ def test_pretrain_trains_mf_first_and_starts_each_seed_from_its_own(tmp_path):
   saved = json.loads((root / "kgat-seed0" / "config.json").read_text())
   assert saved["model"]["pretrained"] == str(root / "mf-seed{seed}")
   assert (root / "mf-seed0" / "results.json").is_file()
+  _, curves = figure3.main(argv[:-1] + [str(tmp_path / "fig3")])   # curves continue MF's
+  mf_best = json.loads((root / "mf-seed0" / "results.json").read_text())["best_epoch"]
+  assert list(curves.epoch) == [mf_best + 1, mf_best + 2]
 
 
 def test_recipe_sets_fields_per_model(tmp_path):
