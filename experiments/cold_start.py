@@ -2,7 +2,7 @@
 
     python experiments/cold_start.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table2 --out docs/results/cold-ml-100k-kg [--models mf kgat_ax]
+        --root runs/table2 --out docs/results/cold-ml-100k-kg [--models mf kgat_ax] [--buckets-only]
 
 (a) Cold items: every model is trained again (runs cold-MODEL-seedS) with data.cold_items=0.1:
 a seeded 10% of the items lose all their train and validation pairs to test (they keep their KG
@@ -10,7 +10,8 @@ and aux edges), and test recall@20 is measured against the cold items' test pair
 (b) Degree buckets: the runs of the normal split (table2.py's, trained here if missing) are
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it.
-Train and validation items are excluded from the ranking as usual. Writes OUT.md (two tables),
+--buckets-only skips (a) and its training. Train and validation items are excluded from the
+ranking as usual. Writes OUT.md (two tables),
 OUT.json and OUT.png (recall@20 per degree bucket). Finished runs are skipped.
 """
 
@@ -86,9 +87,12 @@ def plot(buckets: dict, counts: dict, path: pathlib.Path):
 
 
 def main(argv=None):
-  args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS)
+  args, overrides = runs.study_args(
+      __doc__, argv, default_root="runs/table2", models=MODELS,
+      extra=lambda p: p.add_argument("--buckets-only", action="store_true",
+                                     help="only the degree buckets of the normal runs"))
   cold_jobs = []
-  for model in table2.run_order(args, args.models):
+  for model in [] if args.buckets_only else table2.run_order(args, args.models):
     cfg = table2.model_config(model, args, overrides, prefix="cold-")
     cfg.data.cold_items = COLD
     cold_jobs += runs.seed_jobs(cfg, args.seeds, f"cold-{model}")
@@ -96,28 +100,32 @@ def main(argv=None):
   root = pathlib.Path(args.root)
   cold, buckets, cold_rows, bucket_rows = {}, {}, [], []
   for model in args.models:
-    cold_runs = table2.of_model(results, f"cold-{model}")
-    recall = [cold_item_recall(root / name) for name in cold_runs]
-    cold_info = recall[0][1]
-    cold[model] = {"cold recall@20": runs.mean_std([r for r, _ in recall]),
-                   "test recall@20": runs.summarize(cold_runs)["recall@20"]}
+    if not args.buckets_only:
+      cold_runs = table2.of_model(results, f"cold-{model}")
+      recall = [cold_item_recall(root / name) for name in cold_runs]
+      cold_info = recall[0][1]
+      cold[model] = {"cold recall@20": runs.mean_std([r for r, _ in recall]),
+                     "test recall@20": runs.summarize(cold_runs)["recall@20"]}
+      cold_rows.append(f"| {model} | {runs.fmt(cold[model]['cold recall@20'])} | "
+                       f"{runs.fmt(cold[model]['test recall@20'])} |")
     per_seed = [bucket_recall(root / name) for name in table2.of_model(results, model)]
     counts = per_seed[0][1]
     buckets[model] = {b: runs.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
-    cold_rows.append(f"| {model} | {runs.fmt(cold[model]['cold recall@20'])} | "
-                     f"{runs.fmt(cold[model]['test recall@20'])} |")
     bucket_rows.append(f"| {model} | " + " | ".join(runs.fmt(buckets[model][b]) for b in BUCKETS)
                        + " |")
-  md = (f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {args.seeds})\n\n"
-        f"Cold items: {cold_info['items']} items ({COLD:.0%}) with no train or validation pair, "
-        f"{cold_info['test_pairs']} test pairs\n\n"
-        "| model | cold items | all test items |\n|---|---|---|\n" + "\n".join(cold_rows) + "\n\n"
-        "By the test item's training degree (normal split; test pairs per bucket in the header)\n\n"
-        "| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"
-        "|---|" + "---|" * len(BUCKETS) + "\n" + "\n".join(bucket_rows) + "\n")
+  md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {args.seeds})\n\n"
+  if not args.buckets_only:
+    md += (f"Cold items: {cold_info['items']} items ({COLD:.0%}) with no train or validation "
+           f"pair, {cold_info['test_pairs']} test pairs\n\n"
+           "| model | cold items | all test items |\n|---|---|---|\n" + "\n".join(cold_rows)
+           + "\n\n")
+  md += ("By the test item's training degree (normal split; test pairs per bucket in the "
+         "header)\n\n| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"
+         "|---|" + "---|" * len(BUCKETS) + "\n" + "\n".join(bucket_rows) + "\n")
   data = {"dataset": args.dataset, "seeds": args.seeds,
-          "cold_items": {"fraction": COLD, **cold_info, "models": cold},
           "degree_buckets": {"test_pairs": counts, "models": buckets}}
+  if not args.buckets_only:
+    data["cold_items"] = {"fraction": COLD, **cold_info, "models": cold}
   runs.write_outputs(args.out, md, data)
   plot(buckets, counts, pathlib.Path(args.out).with_suffix(".png"))
   return data

@@ -79,9 +79,10 @@ def fmt(ms: tuple[float, float]) -> str:
   return f"{ms[0]:.4f} ± {ms[1]:.4f}"
 
 
-def study_args(description: str, argv=None, *, default_root: str, models=(), variants=()):
+def study_args(description: str, argv=None, *, default_root: str, models=(), variants=(),
+               extra=None):
   """Common options of the study scripts (--models / --variants when `models` / `variants` are
-  given); returns (args, config overrides)."""
+  given; `extra(parser)` adds a script's own); returns (args, config overrides)."""
   overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
   p = argparse.ArgumentParser(description=description)
   p.add_argument("--dataset", required=True, help="registered name or folder")
@@ -101,6 +102,8 @@ def study_args(description: str, argv=None, *, default_root: str, models=(), var
   if models:
     p.add_argument("--models", nargs="+", choices=models, default=list(models),
                    help="a subset of the models")
+  if extra is not None:
+    extra(p)
   if variants:
     p.add_argument("--variants", nargs="+", choices=variants, default=list(variants),
                    help="a subset of the variants")

@@ -102,6 +102,17 @@ def test_figure3_reads_the_study(study, capsys):
     assert (tmp / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cold_start_buckets_only_trains_nothing(study):
+  argv, tmp, _ = study
+  before = sorted(p.name for p in (tmp / "runs").iterdir())
+  data = cold_start.main(argv + ["--buckets-only", "--out", str(tmp / "buckets")])
+  assert sorted(p.name for p in (tmp / "runs").iterdir()) == before
+  assert not any(name.startswith("cold-") for name in before)
+  assert "cold_items" not in data and set(data["degree_buckets"]["models"]) == {"mf", "kgat_ax"}
+  md = (tmp / "buckets.md").read_text()
+  assert "Cold items" not in md and md.count("| mf |") == 1
+
+
 def test_cold_start_tables(study):
   argv, tmp, _ = study
   data = cold_start.main(argv + ["--out", str(tmp / "cold")])
