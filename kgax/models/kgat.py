@@ -100,14 +100,16 @@ def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
   return x + jnp.where(has_aux[:, None], delta, 0.0)
 
 
-def _per_relation(rows: jax.Array, w: jax.Array, sizes, *, transpose: bool = False) -> jax.Array:
-  """rows [P, a] grouped by relation (sizes[r] rows each) times w[r] (or w[r]^T): [P, b].
+def _per_relation(rows: jax.Array, w: jax.Array, sizes, *, transpose: bool = False,
+                  bias: jax.Array | None = None) -> jax.Array:
+  """rows [P, a] grouped by relation (sizes[r] rows each) times w[r] (or w[r]^T), plus bias[r]
+  when given: [P, b].
 
   One matmul per relation block; the blocks come from `jnp.split`, whose gradient is a
   concatenation (slicing would pad every block's gradient to the full size).
   """
   bounds = [int(b) for b in np.cumsum(sizes)[:-1]]
-  return jnp.concatenate([part @ (w[r].T if transpose else w[r])
+  return jnp.concatenate([part @ (w[r].T if transpose else w[r]) + (0 if bias is None else bias[r])
                           for r, part in enumerate(jnp.split(rows, bounds)) if sizes[r]])
 
 
@@ -120,9 +122,7 @@ def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
   two gathers and a dot product.
   """
   w, sizes = params["W_r"], graph.head_pair_sizes
-  pair_rel = jnp.repeat(jnp.arange(len(sizes)), jnp.asarray(sizes), total_repeat_length=sum(sizes))
-  query = jnp.tanh(_per_relation(x[graph.head_pair_nodes], w, sizes)
-                   + params["relation"][pair_rel])
+  query = jnp.tanh(_per_relation(x[graph.head_pair_nodes], w, sizes, bias=params["relation"]))
   u = _per_relation(query, w, sizes, transpose=True)
   return jnp.sum(x[graph.tails] * u[graph.head_pair_index], -1)
 
