@@ -102,6 +102,21 @@ def test_figure3_reads_the_study(study, capsys):
     assert (tmp / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_attention_stats_ratio_averages_to_one_per_head(study):
+  import attention_stats
+  from kgax import inference
+  _, tmp, _ = study
+  run = inference.Run.open(tmp / "runs" / "kgat_ax-seed0")
+  ratios = attention_stats.ratio_to_uniform(run)
+  weights, heads = np.asarray(run.graph.weights), np.asarray(run.graph.heads)
+  real_heads = heads[weights > 0]
+  assert ratios.shape == (len(run.config.model.layers), len(real_heads))
+  for r in ratios:   # a softmax per head: its edges' ratios average to exactly 1
+    per_head = np.bincount(real_heads, r) / np.bincount(real_heads)
+    np.testing.assert_allclose(per_head[np.bincount(real_heads) > 0], 1.0, rtol=1e-4)
+  assert np.abs(ratios - 1).max() > 1e-3   # trained Xavier attention is not uniform
+
+
 def test_cold_start_buckets_only_trains_nothing(study):
   argv, tmp, _ = study
   before = sorted(p.name for p in (tmp / "runs").iterdir())
