@@ -10,7 +10,6 @@ import argparse
 import pathlib
 import sys
 
-import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -19,13 +18,11 @@ from kgax import inference  # noqa: E402
 
 def ratio_to_uniform(run: inference.Run) -> np.ndarray:
   """[L, E_real]: each real edge's attention weight over its head's uniform weight."""
-  g, m = run.graph, run.config.model
-  _, pis = jax.jit(lambda p, g: run.model.propagate(p, g, m, return_attention=True))(
-      run.params, g)
+  g = run.graph
   weights, heads = np.asarray(g.weights), np.asarray(g.heads)
   real = weights > 0
   degree = np.bincount(heads[real], minlength=g.n_nodes)[heads[real]]
-  return np.asarray(pis)[:, real] / weights[real] * degree
+  return run.attention[:, real] / weights[real] * degree
 
 
 def main(argv=None):

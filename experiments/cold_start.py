@@ -11,8 +11,8 @@ and aux edges), and test recall@20 is measured against the cold items' test pair
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it.
 --buckets-only skips (a) and its training. Train and validation items are excluded from the
-ranking as usual. Writes OUT.md (two tables),
-OUT.json and OUT.png (recall@20 per degree bucket). Finished runs are skipped.
+ranking as usual. Writes OUT.md (two tables), OUT.json and OUT.png (recall@20 per degree
+bucket). Finished runs are skipped.
 """
 
 import pathlib

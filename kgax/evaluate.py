@@ -14,6 +14,7 @@ the order of a stable argsort of -score. In AUC a tie between a truth item and a
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from concurrent import futures
@@ -247,6 +248,12 @@ def default_threads() -> int:
   return min(os.cpu_count() or 1, 8) if jax.default_backend() == "cpu" else 1
 
 
+def _check_metrics(metrics: Sequence[str]) -> None:
+  unknown = set(metrics) - set(METRICS)
+  if unknown:
+    raise ValueError(f"unknown metrics {sorted(unknown)}; expected a subset of {METRICS}")
+
+
 class Evaluator:
   """Full-ranking metrics of a model over the users that have truth items.
 
@@ -267,9 +274,7 @@ class Evaluator:
                exclude_pairs: np.ndarray, *, ks: Sequence[int] = (20, 40, 60, 80, 100),
                batch_size: int = 256, metrics: Sequence[str] = METRICS,
                mesh: jax.sharding.Mesh | None = None, threads: int | None = None):
-    unknown = set(metrics) - set(METRICS)
-    if unknown:
-      raise ValueError(f"unknown metrics {sorted(unknown)}; expected a subset of {METRICS}")
+    _check_metrics(metrics)
     if not ks or min(ks) < 1:
       raise ValueError(f"ks={ks}: expected positive cut-offs")
     truth_keys = _pair_keys(truth_pairs, n_users, n_items, "truth")
@@ -304,6 +309,13 @@ class Evaluator:
       raise ValueError(f"batch_size={self.batch_size}: batch_size * (n_items + 1) must stay below "
                        f"2^31 with {n_items} items; use a smaller evaluation batch")
     self.threads = default_threads() if threads is None else max(int(threads), 1)
+
+  def with_metrics(self, metrics: Sequence[str]) -> Evaluator:
+    """The same evaluator (users, truth and exclusion entries, batches) computing `metrics`."""
+    _check_metrics(metrics)
+    other = copy.copy(self)
+    other.metrics = tuple(metrics)
+    return other
 
   def __call__(self, score_fn: Callable[[jax.Array], jax.Array], *, per_user: bool = False
                ) -> dict[str, float] | dict[str, np.ndarray]:

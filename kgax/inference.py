@@ -129,12 +129,17 @@ class Run:
 
   # Explanations -------------------------------------------------------------------------------
   @functools.cached_property
-  def _attention(self) -> np.ndarray:
-    """Mean attention weight per edge over layers [E] (deterministic pass)."""
+  def attention(self) -> np.ndarray:
+    """Attention weight of every edge in every layer [L, E] (deterministic pass)."""
     _, pi = jax.jit(lambda p, g: self.model.propagate(p, g, self.config.model,
                                                       return_attention=True))(self.params,
                                                                               self.graph)
-    return np.asarray(pi).mean(0)
+    return np.asarray(pi)
+
+  @functools.cached_property
+  def _attention(self) -> np.ndarray:
+    """Mean attention weight per edge over layers [E]."""
+    return self.attention.mean(0)
 
   def paths(self, user: int, item: int, n_paths: int = 3):
     """The highest-attention paths user -> ... -> item of 2 or 3 hops.

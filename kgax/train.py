@@ -312,12 +312,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   valid_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.valid, split.train, ks=ks,
                                   batch_size=config.eval.batch_size,
                                   metrics=evaluate.RANKING_METRICS)
-  test_args = (ds.n_users, ds.n_items, split.test, np.concatenate([split.train, split.valid]))
-  test_eval = evaluate.Evaluator(*test_args, ks=ks, batch_size=config.eval.batch_size)
+  test_eval = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
+                                 np.concatenate([split.train, split.valid]), ks=ks,
+                                 batch_size=config.eval.batch_size)
   # The per-evaluation test rows of log_test are for curves: ranking metrics only, as validation.
-  test_curve_eval = (evaluate.Evaluator(*test_args, ks=ks, batch_size=config.eval.batch_size,
-                                        metrics=evaluate.RANKING_METRICS)
-                     if config.train.log_test else None)
+  test_curve_eval = test_eval.with_metrics(evaluate.RANKING_METRICS)
 
   ckpt = checkpoint.Checkpoints(workdir / "checkpoints", keep=config.train.keep_checkpoints,
                                 metric=config.train.select_metric)

@@ -141,6 +141,13 @@ def test_metric_subset_and_single_device_mesh(data):
   want = _means(data["want"])
   for key in got:
     np.testing.assert_allclose(got[key], want[key], rtol=1e-5)
+  ndcg = ev.with_metrics(("ndcg",))   # shares the entries, computes other metrics
+  got = ndcg(jax.jit(lambda users: jnp.asarray(data["scores"])[users]))
+  assert list(got) == ["ndcg@5", "ndcg@20"] and ev.metrics == ("recall", "auc")
+  for key in got:
+    np.testing.assert_allclose(got[key], want[key], rtol=1e-5)
+  with pytest.raises(ValueError, match="unknown metrics"):
+    ev.with_metrics(("mrr",))
 
 
 def test_hand_computed_case():
