@@ -68,6 +68,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        # truncated to the layer size; bi: Wb = 0)
   c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT
                                      # does); "{seed}" in it becomes the run's seed
+  c.model.pretrained_spread = 0      # > 0: entities and aux nodes start as the mean of their
+                                     # pretrained neighbours, spread this many hops (else Xavier)
   c.model.update(VARIANTS[args["variant"]])
 
   c.optim = ml_collections.ConfigDict()
@@ -86,6 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.epochs = 200
   c.train.batch_size = 1024
   c.train.kg_batch_size = 2048
+  c.train.train_item_negatives = False  # BPR negatives only from items with a training pair
   c.train.steps_per_call = 16        # optimizer steps per jitted call (lax.scan)
   c.train.eval_every = 5
   c.train.patience = 10              # evaluations without improvement before stopping

@@ -6,7 +6,9 @@
 
 (a) Cold items: every model is trained again (runs cold-MODEL-seedS) with data.cold_items=0.1:
 a seeded 10% of the items lose all their train and validation pairs to test (they keep their KG
-and aux edges), and test recall@20 is measured against the cold items' test pairs only.
+and aux edges), and test recall@20 and AUC are measured against the cold items' test pairs only.
+The cold items are not in the training catalogue: BPR negatives come from the items with a
+training pair (train.train_item_negatives), else every model learns to rank them last.
 (b) Degree buckets: the runs of the normal split (table2.py's, trained here if missing) are
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it.
@@ -35,15 +37,16 @@ COLD = 0.1
 BUCKETS = {"0": (0, 0), "1-5": (1, 5), "6-20": (6, 20), ">20": (21, np.inf)}
 
 
-def recall_on(run: inference.Run, evaluate_fn, keep: np.ndarray) -> float:
-  """Test recall@20 against only the test pairs that `keep` selects (NaN when none)."""
+def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("recall",)) -> dict:
+  """Test recall@20 (and AUC if asked) against only the test pairs that `keep` selects (NaN when
+  none)."""
   s = run.split
   if not keep.any():
-    return float("nan")
+    return {"recall@20": float("nan"), "auc": float("nan")}
   ev = evaluate.Evaluator(run.ds.n_users, run.ds.n_items, s.test[keep],
-                          np.concatenate([s.train, s.valid]), ks=(20,), metrics=("recall",),
+                          np.concatenate([s.train, s.valid]), ks=(20,), metrics=metrics,
                           batch_size=run.config.eval.batch_size)
-  return evaluate_fn(run.params, ev)["recall@20"]
+  return evaluate_fn(run.params, ev)
 
 
 def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
@@ -52,20 +55,20 @@ def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
   return {b: (degree >= lo) & (degree <= hi) for b, (lo, hi) in BUCKETS.items()}
 
 
-def cold_item_recall(workdir: pathlib.Path) -> tuple[float, dict]:
+def cold_item_metrics(workdir: pathlib.Path) -> tuple[dict, dict]:
   run = inference.Run.open(workdir)
   cold = load.cold_item_ids(run.ds.n_items, run.config.data.cold_items,
                             run.config.data.split_seed)
   keep = np.isin(run.split.test[:, 1], cold)
   info = {"items": len(cold), "test_pairs": int(keep.sum())}
-  return recall_on(run, train.make_evaluate(run.config, run.graph), keep), info
+  return metrics_on(run, train.make_evaluate(run.config, run.graph), keep, ("recall", "auc")), info
 
 
 def bucket_recall(workdir: pathlib.Path) -> tuple[dict[str, float], dict[str, int]]:
   run = inference.Run.open(workdir)
   evaluate_fn = train.make_evaluate(run.config, run.graph)
   masks = bucket_masks(run)
-  return ({b: recall_on(run, evaluate_fn, keep) for b, keep in masks.items()},
+  return ({b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()},
           {b: int(keep.sum()) for b, keep in masks.items()})
 
 
@@ -95,6 +98,7 @@ def main(argv=None):
   for model in [] if args.buckets_only else table2.run_order(args, args.models):
     cfg = table2.model_config(model, args, overrides, prefix="cold-")
     cfg.data.cold_items = COLD
+    cfg.train.train_item_negatives = True
     cold_jobs += runs.seed_jobs(cfg, args.seeds, f"cold-{model}")
   results = runs.run_jobs(table2.jobs(args, overrides, args.models) + cold_jobs, args.root)
   root = pathlib.Path(args.root)
@@ -102,12 +106,14 @@ def main(argv=None):
   for model in args.models:
     if not args.buckets_only:
       cold_runs = table2.of_model(results, f"cold-{model}")
-      recall = [cold_item_recall(root / name) for name in cold_runs]
-      cold_info = recall[0][1]
-      cold[model] = {"cold recall@20": runs.mean_std([r for r, _ in recall]),
+      measured = [cold_item_metrics(root / name) for name in cold_runs]
+      cold_info = measured[0][1]
+      cold[model] = {"cold recall@20": runs.mean_std([m["recall@20"] for m, _ in measured]),
+                     "cold auc": runs.mean_std([m["auc"] for m, _ in measured]),
                      "test recall@20": runs.summarize(cold_runs)["recall@20"]}
-      cold_rows.append(f"| {model} | {runs.fmt(cold[model]['cold recall@20'])} | "
-                       f"{runs.fmt(cold[model]['test recall@20'])} |")
+      cold_rows.append(f"| {model} | " + " | ".join(
+          runs.fmt(cold[model][k]) for k in ("cold recall@20", "cold auc", "test recall@20"))
+          + " |")
     per_seed = [bucket_recall(root / name) for name in table2.of_model(results, model)]
     counts = per_seed[0][1]
     buckets[model] = {b: runs.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
@@ -117,7 +123,8 @@ def main(argv=None):
   if not args.buckets_only:
     md += (f"Cold items: {cold_info['items']} items ({COLD:.0%}) with no train or validation "
            f"pair, {cold_info['test_pairs']} test pairs\n\n"
-           "| model | cold items | all test items |\n|---|---|---|\n" + "\n".join(cold_rows)
+           "| model | cold items recall@20 | cold items AUC | all test items recall@20 |\n"
+           "|---|---|---|---|\n" + "\n".join(cold_rows)
            + "\n\n")
   md += ("By the test item's training degree (normal split; test pairs per bucket in the "
          "header)\n\n| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"

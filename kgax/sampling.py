@@ -28,14 +28,17 @@ class PairSet:
     return self.keys[pos] == q if len(self.keys) else np.zeros(q.shape, bool)
 
 
-def _redraw(rng, a, draw, known: PairSet, low: int, high: int) -> np.ndarray:
-  """Redraws draw[k] uniformly in [low, high) while (a[k], draw[k]) is a known pair."""
+def _draw(rng, a, known: PairSet, n: int, values: np.ndarray | None = None) -> np.ndarray:
+  """For each a[k], a uniform draw from [0, n) (or from `values`, n = len(values)), redrawn while
+  (a[k], draw) is a known pair."""
+  pick = (lambda i: i) if values is None else (lambda i: values[i])
+  draw = rng.integers(0, n, len(a))
   for _ in range(_MAX_REDRAWS):
-    bad = known.contains(a, draw)
+    bad = known.contains(a, pick(draw))
     if not bad.any():
       break
-    draw[bad] = rng.integers(low, high, bad.sum())
-  return draw
+    draw[bad] = rng.integers(0, n, bad.sum())
+  return pick(draw)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -43,17 +46,22 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def cf_epoch(rng: np.random.Generator, train: np.ndarray, n_items: int, batch_size: int,
-             known: PairSet) -> np.ndarray:
+             known: PairSet, candidates: np.ndarray | None = None) -> np.ndarray:
   """One epoch of BPR triples: int32 [steps, batch_size, 3] (user, positive item, negative item).
 
   Every training pair appears once per epoch in a random order; the last batch is filled with
-  extra random pairs so that every step has the same shape.
+  extra random pairs so that every step has the same shape. Negatives are uniform over
+  [0, n_items), or over the item ids in `candidates` when given (e.g. the items that have a
+  training pair, so that items kept out of training are never pushed down as negatives).
   """
   n_steps = steps_per_epoch(len(train), batch_size)
   order = rng.permutation(len(train))
   fill = rng.integers(0, len(train), n_steps * batch_size - len(train))
   pos = train[np.r_[order, fill]]
-  neg = _redraw(rng, pos[:, 0], rng.integers(0, n_items, len(pos)), known, 0, n_items)
+  values = None if candidates is None else np.asarray(candidates)
+  if values is not None and not len(values):
+    raise ValueError("cf_epoch: no candidate negative items")
+  neg = _draw(rng, pos[:, 0], known, n_items if values is None else len(values), values)
   return np.stack([pos[:, 0], pos[:, 1], neg], 1).astype(np.int32).reshape(n_steps, batch_size, 3)
 
 
@@ -69,5 +77,5 @@ def kg_epoch(rng: np.random.Generator, heads: np.ndarray, relations: np.ndarray,
   idx = np.r_[rng.permutation(n), rng.integers(0, n, n_steps * batch_size - n)]
   h, r, t = heads[idx], relations[idx], tails[idx]
   hr = h.astype(np.int64) * n_relations + r
-  neg = _redraw(rng, hr, rng.integers(0, n_nodes, len(idx)), known, 0, n_nodes)
+  neg = _draw(rng, hr, known, n_nodes)
   return np.stack([h, r, t, neg], 1).astype(np.int32).reshape(n_steps, batch_size, 4)

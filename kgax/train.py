@@ -103,10 +103,32 @@ def init_state(config, graph: Graph) -> dict:
   }
 
 
-def with_pretrained(params: dict, workdir: str, graph: Graph) -> dict:
+def spread_embeddings(node: np.ndarray, known: np.ndarray, graph: Graph, rounds: int
+                      ) -> np.ndarray:
+  """Fills rows of `node` [N, d] that `known` [N] marks as unset, `rounds` times: each unset node
+  with a set neighbour in the CKG gets the mean of its set neighbours' rows (and becomes set).
+  Nodes still unset keep their row."""
+  node, known = np.array(node), np.array(known, bool)
+  heads, tails = (np.asarray(a)[:graph.n_real_edges] for a in (graph.heads, graph.tails))
+  for _ in range(rounds):
+    use = known[tails] & ~known[heads]
+    count = np.bincount(heads[use], minlength=len(node))
+    total = np.zeros_like(node)
+    np.add.at(total, heads[use], node[tails[use]])
+    fill = count > 0
+    if not fill.any():
+      break
+    node[fill] = total[fill] / count[fill, None]
+    known |= fill
+  return node
+
+
+def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0) -> dict:
   """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
 
   `workdir` is a finished MF run on the same dataset and split (its best checkpoint is used).
+  With `spread` > 0 the other nodes (KG entities, aux nodes) start as the mean of their
+  pretrained neighbours, spread that many hops (`spread_embeddings`), instead of at random.
   """
   from kgax import inference   # inference builds on this module
   run = inference.Run.open(workdir, "best")
@@ -118,6 +140,10 @@ def with_pretrained(params: dict, workdir: str, graph: Graph) -> dict:
                         f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} items, "
                         f"dimension {node.shape[1]}")
   node = node.at[:graph.n_items].set(items).at[graph.user_start:graph.aux_start].set(users)
+  if spread:
+    known = np.zeros(node.shape[0], bool)
+    known[:graph.n_items] = known[graph.user_start:graph.aux_start] = True
+    node = jnp.asarray(spread_embeddings(np.asarray(node), known, graph, spread), node.dtype)
   return dict(params, node=node)
 
 
@@ -125,7 +151,9 @@ def make_sampler(config, ds, split, graph: Graph):
   """sample(epoch) -> (CF batches [S, B, 3], KG batches [S', B', 4] or None), seeded per epoch.
 
   KG batches come when the model trains a KG loss: for the KG phase, or one per CF step with the
-  joint schedule. Known positives are kept as sorted keys for negative rejection.
+  joint schedule. Known positives are kept as sorted keys for negative rejection. BPR negatives
+  are uniform over all items, or with config.train.train_item_negatives over the items with a
+  training pair (a cold-start split's held-out items are then not in the catalogue at all).
   """
   train = split.train
   known_cf = sampling.PairSet(train[:, 0], train[:, 1], ds.n_items)
@@ -139,10 +167,11 @@ def make_sampler(config, ds, split, graph: Graph):
   known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
                               graph.n_nodes)
   joint = config.optim.schedule == "joint"
+  candidates = np.unique(train[:, 1]) if config.train.get("train_item_negatives") else None
 
   def sample(epoch):
     rng = np.random.default_rng([config.seed, epoch])
-    cf = sampling.cf_epoch(rng, train, ds.n_items, config.train.batch_size, known_cf)
+    cf = sampling.cf_epoch(rng, train, ds.n_items, config.train.batch_size, known_cf, candidates)
     if not config.model.use_kge:
       return cf, None
     kg = sampling.kg_epoch(rng, heads, rels, tails, n_neg, graph.n_relations,
@@ -326,7 +355,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     state = restored
   elif config.model.get("pretrained"):   # "{seed}" in the path becomes this run's seed
     state = dict(state, params=with_pretrained(
-        state["params"], config.model.pretrained.replace("{seed}", str(config.seed)), graph))
+        state["params"], config.model.pretrained.replace("{seed}", str(config.seed)), graph,
+        config.model.get("pretrained_spread", 0)))
   state = jax.device_put(state, sharding.replicated(mesh))
   start_epoch = int(state["epoch"])
   log = _Log(workdir / "metrics.jsonl")

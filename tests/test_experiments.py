@@ -139,8 +139,11 @@ def test_cold_start_tables(study):
   cold = data["cold_items"]
   assert cold["items"] == round(0.1 * normal["items"]) and cold["test_pairs"] > 0
   assert sum(data["degree_buckets"]["test_pairs"].values()) == normal["test"]
+  cold_cfg = json.loads((tmp / "runs" / "cold-mf-seed0" / "config.json").read_text())
+  assert cold_cfg["train"]["train_item_negatives"] and cold_cfg["data"]["cold_items"] == 0.1
   for model in ("mf", "kgat_ax"):
     assert 0 <= cold["models"][model]["cold recall@20"][0] <= 1
+    assert 0 <= cold["models"][model]["cold auc"][0] <= 1
     assert set(data["degree_buckets"]["models"][model]) == set(cold_start.BUCKETS)
   md = (tmp / "cold.md").read_text()
   assert md.count("| mf |") == 2 and md.count("| kgat_ax |") == 2

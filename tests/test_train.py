@@ -186,6 +186,27 @@ def test_pretrained_mf_initialises_users_and_items(tmp_path):
   with pytest.raises(train.TrainingError, match="do not fit"):
     train.with_pretrained(train.init_state(small, graph)["params"], str(tmp_path / "mf"), graph)
 
+  # pretrained_spread: the other nodes start from their pretrained neighbours (loop reference).
+  spread = train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"),
+                                 graph, 2)
+  spread = np.asarray(spread["node"])
+  known = np.zeros(len(node), bool)
+  known[:graph.n_items] = known[graph.user_start:graph.aux_start] = True
+  heads, tails = (np.asarray(a)[:graph.n_real_edges] for a in (graph.heads, graph.tails))
+  expected = node.copy()
+  for _ in range(2):
+    new = {}
+    for v in np.flatnonzero(~known):
+      nbrs = [t for h, t in zip(heads, tails) if h == v and known[t]]
+      if nbrs:
+        new[v] = expected[nbrs].mean(0)
+    for v, row in new.items():
+      expected[v], known[v] = row, True
+  np.testing.assert_allclose(spread, expected, rtol=1e-5, atol=1e-6)
+  other = np.ones(len(node), bool)
+  other[:graph.n_items] = other[graph.user_start:graph.aux_start] = False
+  assert (known & other).any() and not np.allclose(spread[known & other], node[known & other])
+
 
 def test_joint_schedule_trains_one_optimizer(tmp_path):
   cfg = _test_config(**{"optim.schedule": "joint", "train.epochs": 2})

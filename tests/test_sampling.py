@@ -1,0 +1,69 @@
+"""BPR and TransR samplers: coverage of the training pairs, negatives that avoid known positives,
+negatives restricted to candidate items, and the cold-start catalogue option of the loop."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from kgax import config as config_lib, graph as graph_lib, sampling, train
+from kgax.data import load
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _pairs(rng, n_users=30, n_items=40, n=300):
+  keys = np.unique(rng.integers(0, n_users * n_items, n))
+  return np.stack([keys // n_items, keys % n_items], 1)
+
+
+def test_cf_epoch_covers_every_pair_and_avoids_positives():
+  rng = np.random.default_rng(0)
+  pairs = _pairs(rng)
+  known = sampling.PairSet(pairs[:, 0], pairs[:, 1], 40)
+  batches = sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known)
+  assert batches.shape == (-(-len(pairs) // 64), 64, 3) and batches.dtype == np.int32
+  flat = batches.reshape(-1, 3)
+  first = flat[:len(pairs)]   # a permutation of the pairs, then random fill
+  assert {tuple(p) for p in first[:, :2].tolist()} == {tuple(p) for p in pairs.tolist()}
+  assert not known.contains(flat[:, 0], flat[:, 2]).any()
+  assert flat[:, 2].min() >= 0 and flat[:, 2].max() < 40
+  again = sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known)
+  assert np.array_equal(batches, again)
+
+
+def test_cf_epoch_draws_negatives_from_the_candidates_only():
+  rng = np.random.default_rng(0)
+  pairs = _pairs(rng)
+  known = sampling.PairSet(pairs[:, 0], pairs[:, 1], 40)
+  candidates = np.arange(0, 40, 3)
+  flat = sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known, candidates)
+  neg = flat.reshape(-1, 3)[:, 2]
+  assert set(neg.tolist()) <= set(candidates.tolist())
+  assert len(set(neg.tolist())) > len(candidates) // 2   # uniform, not one item
+  assert not known.contains(flat.reshape(-1, 3)[:, 0], neg).any()
+  with pytest.raises(ValueError, match="no candidate"):
+    sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known, np.array([], int))
+
+
+def test_kg_epoch_negatives_are_not_graph_triples():
+  rng = np.random.default_rng(0)
+  h, r, t = rng.integers(0, 50, 400), rng.integers(0, 3, 400), rng.integers(0, 50, 400)
+  known = sampling.PairSet(h.astype(np.int64) * 3 + r, t, 50)
+  quads = sampling.kg_epoch(np.random.default_rng(2), h, r, t, 50, 3, 128, known).reshape(-1, 4)
+  assert not known.contains(quads[:, 0].astype(np.int64) * 3 + quads[:, 1], quads[:, 3]).any()
+  assert known.contains(quads[:, 0].astype(np.int64) * 3 + quads[:, 1], quads[:, 2]).all()
+
+
+@pytest.mark.parametrize("train_items", [False, True])
+def test_cold_items_are_negatives_only_when_asked(train_items):
+  cfg = config_lib.load_file(str(REPO / "configs" / "test.py"))
+  cfg.data.cold_items = 0.2
+  cfg.train.train_item_negatives = train_items
+  ds, split = load.load_split(cfg.data)
+  graph = graph_lib.build_graph(ds, split.train)
+  cold = load.cold_item_ids(ds.n_items, 0.2, cfg.data.split_seed)
+  cf, _ = train.make_sampler(cfg, ds, split, graph)(0)
+  drawn_cold = np.isin(cf[..., 2], cold).any()
+  assert drawn_cold != train_items
+  assert not np.isin(cf[..., 1], cold).any()   # never a positive either way
