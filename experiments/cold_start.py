@@ -3,6 +3,7 @@
     python experiments/cold_start.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
         --root runs/table2 --out docs/results/cold-ml-100k-kg [--models mf kgat_ax] [--buckets-only]
+        [--cold-seeds 0]
 
 (a) Cold items: every model is trained again (runs cold-MODEL-seedS) with data.cold_items=0.1:
 a seeded 10% of the items lose all their train and validation pairs to test (they keep their KG
@@ -12,7 +13,7 @@ training pair (train.train_item_negatives), else every model learns to rank them
 (b) Degree buckets: the runs of the normal split (table2.py's, trained here if missing) are
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it.
---buckets-only skips (a) and its training. Train and validation items are excluded from the
+--buckets-only skips (a) and its training; --cold-seeds trains (a) for fewer seeds than (b). Train and validation items are excluded from the
 ranking as usual. Writes OUT.md (two tables), OUT.json and OUT.png (recall@20 per degree
 bucket). Finished runs are skipped.
 """
@@ -90,16 +91,20 @@ def plot(buckets: dict, counts: dict, path: pathlib.Path):
 
 
 def main(argv=None):
-  args, overrides = runs.study_args(
-      __doc__, argv, default_root="runs/table2", models=MODELS,
-      extra=lambda p: p.add_argument("--buckets-only", action="store_true",
-                                     help="only the degree buckets of the normal runs"))
+  def extra(p):
+    p.add_argument("--buckets-only", action="store_true",
+                   help="only the degree buckets of the normal runs")
+    p.add_argument("--cold-seeds", type=int, nargs="+",
+                   help="seeds of the cold-item runs (default: --seeds)")
+  args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
+                                    extra=extra)
+  cold_seeds = args.cold_seeds or args.seeds
   cold_jobs = []
   for model in [] if args.buckets_only else table2.run_order(args, args.models):
     cfg = table2.model_config(model, args, overrides, prefix="cold-")
     cfg.data.cold_items = COLD
     cfg.train.train_item_negatives = True
-    cold_jobs += runs.seed_jobs(cfg, args.seeds, f"cold-{model}")
+    cold_jobs += runs.seed_jobs(cfg, cold_seeds, f"cold-{model}")
   results = runs.run_jobs(table2.jobs(args, overrides, args.models) + cold_jobs, args.root)
   root = pathlib.Path(args.root)
   cold, buckets, cold_rows, bucket_rows = {}, {}, [], []
@@ -122,7 +127,7 @@ def main(argv=None):
   md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {args.seeds})\n\n"
   if not args.buckets_only:
     md += (f"Cold items: {cold_info['items']} items ({COLD:.0%}) with no train or validation "
-           f"pair, {cold_info['test_pairs']} test pairs\n\n"
+           f"pair, {cold_info['test_pairs']} test pairs (seeds {cold_seeds})\n\n"
            "| model | cold items recall@20 | cold items AUC | all test items recall@20 |\n"
            "|---|---|---|---|\n" + "\n".join(cold_rows)
            + "\n\n")
@@ -132,7 +137,7 @@ def main(argv=None):
   data = {"dataset": args.dataset, "seeds": args.seeds,
           "degree_buckets": {"test_pairs": counts, "models": buckets}}
   if not args.buckets_only:
-    data["cold_items"] = {"fraction": COLD, **cold_info, "models": cold}
+    data["cold_items"] = {"fraction": COLD, "seeds": cold_seeds, **cold_info, "models": cold}
   runs.write_outputs(args.out, md, data)
   plot(buckets, counts, pathlib.Path(args.out).with_suffix(".png"))
   return data

@@ -130,13 +130,14 @@ def test_cold_start_buckets_only_trains_nothing(study):
 
 def test_cold_start_tables(study):
   argv, tmp, _ = study
-  data = cold_start.main(argv + ["--out", str(tmp / "cold")])
+  data = cold_start.main(argv + ["--cold-seeds", "0", "--out", str(tmp / "cold")])
   normal = json.loads((tmp / "runs" / "mf-seed0" / "results.json").read_text())["dataset"]
   cold_run = json.loads((tmp / "runs" / "cold-mf-seed0" / "results.json").read_text())["dataset"]
   total = lambda d: d["train"] + d["valid"] + d["test"]
   assert total(cold_run) == total(normal) and cold_run["test"] > normal["test"]
 
   cold = data["cold_items"]
+  assert cold["seeds"] == [0] and not (tmp / "runs" / "cold-mf-seed1").exists()
   assert cold["items"] == round(0.1 * normal["items"]) and cold["test_pairs"] > 0
   assert sum(data["degree_buckets"]["test_pairs"].values()) == normal["test"]
   cold_cfg = json.loads((tmp / "runs" / "cold-mf-seed0" / "config.json").read_text())
