@@ -68,8 +68,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                        # truncated to the layer size; bi: Wb = 0)
   c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT
                                      # does); "{seed}" in it becomes the run's seed
-  c.model.pretrained_spread = 0      # > 0: entities and aux nodes start as the mean of their
-                                     # pretrained neighbours, spread this many hops (else Xavier)
+  c.model.pretrained_spread = 0      # > 0: entities, aux nodes and items without a training
+                                     # pair start as the mean of their pretrained neighbours,
+                                     # spread this many hops (else as initialised)
   c.model.update(VARIANTS[args["variant"]])
 
   c.optim = ml_collections.ConfigDict()

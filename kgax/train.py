@@ -127,8 +127,9 @@ def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0) -
   """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
 
   `workdir` is a finished MF run on the same dataset and split (its best checkpoint is used).
-  With `spread` > 0 the other nodes (KG entities, aux nodes) start as the mean of their
-  pretrained neighbours, spread that many hops (`spread_embeddings`), instead of at random.
+  With `spread` > 0 the other nodes (KG entities, aux nodes, and items without a training pair,
+  which MF never trained) start as the mean of their pretrained neighbours, spread that many
+  hops (`spread_embeddings`), instead of at random.
   """
   from kgax import inference   # inference builds on this module
   run = inference.Run.open(workdir, "best")
@@ -140,9 +141,11 @@ def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0) -
                         f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} items, "
                         f"dimension {node.shape[1]}")
   node = node.at[:graph.n_items].set(items).at[graph.user_start:graph.aux_start].set(users)
-  if spread:
+  if spread:   # pretrained rows: users, and items with a training pair (an edge to a user)
+    heads, tails = (np.asarray(a)[:graph.n_real_edges] for a in (graph.heads, graph.tails))
     known = np.zeros(node.shape[0], bool)
-    known[:graph.n_items] = known[graph.user_start:graph.aux_start] = True
+    known[graph.user_start:graph.aux_start] = True
+    known[heads[(heads < graph.n_items) & known[tails]]] = True
     node = jnp.asarray(spread_embeddings(np.asarray(node), known, graph, spread), node.dtype)
   return dict(params, node=node)
 
@@ -235,14 +238,21 @@ def make_step_fns(config, mesh, steps_per_epoch: tuple[int, int] = (1, 1)):
   return cf, kg
 
 
-def make_evaluate(config, graph: Graph):
-  """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function."""
+def make_evaluate(config, graph: Graph, items: np.ndarray | None = None):
+  """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.
+
+  With `items` (ids [C]) only those items are ranked: the evaluator's item k is items[k].
+  """
   m = config.model
   model_lib = models.get(m.name)
+  keep = slice(None) if items is None else jnp.asarray(items)
   if hasattr(model_lib, "user_item_embeddings"):
-    embed = jax.jit(lambda p, g: model_lib.user_item_embeddings(p, g, m))
+    def embed(p, g):
+      users, item_emb = model_lib.user_item_embeddings(p, g, m)
+      return users, item_emb[keep]
+    embed = jax.jit(embed)
     return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph))
-  score = jax.jit(lambda p, g, users: model_lib.score_users(p, g, m, users))
+  score = jax.jit(lambda p, g, users: model_lib.score_users(p, g, m, users)[:, keep])
   return lambda params, ev: ev(lambda users: score(params, graph, users))
 
 

@@ -145,6 +145,8 @@ def test_cold_start_tables(study):
   for model in ("mf", "kgat_ax"):
     assert 0 <= cold["models"][model]["cold recall@20"][0] <= 1
     assert 0 <= cold["models"][model]["cold auc"][0] <= 1
+    among = cold["models"][model]["cold-only recall@20"][0]   # fewer competitors: never lower
+    assert cold["models"][model]["cold recall@20"][0] - 1e-9 <= among <= 1
     assert set(data["degree_buckets"]["models"][model]) == set(cold_start.BUCKETS)
   md = (tmp / "cold.md").read_text()
   assert md.count("| mf |") == 2 and md.count("| kgat_ax |") == 2

@@ -51,6 +51,43 @@ def test_model_learns_beyond_random(trained):
   assert results["test"]["auc"] > 0.6
 
 
+def test_evaluate_on_an_item_subset_renumbers_the_items(trained):
+  """make_evaluate(items=...): the evaluator's item k is items[k]. With every item in a shuffled
+  order the metrics are those of the full ranking; with a subset, those of a brute-force ranking
+  of the subset's scores."""
+  from kgax import evaluate
+  workdir, _, _ = trained
+  run = inference.Run.open(workdir, "best")
+  s, n = run.split, run.ds.n_items
+  order = np.random.default_rng(0).permutation(n)
+  index = np.argsort(order)
+  relabel = lambda pairs: np.stack([pairs[:, 0], index[pairs[:, 1]]], 1)
+  excl = np.concatenate([s.train, s.valid])
+  full = evaluate.Evaluator(run.ds.n_users, n, s.test, excl, ks=(5,), metrics=("recall", "ndcg"))
+  perm = evaluate.Evaluator(run.ds.n_users, n, relabel(s.test), relabel(excl), ks=(5,),
+                            metrics=("recall", "ndcg"))
+  want = train.make_evaluate(run.config, run.graph)(run.params, full)
+  got = train.make_evaluate(run.config, run.graph, order)(run.params, perm)
+  for key in want:
+    assert got[key] == pytest.approx(want[key], abs=1e-6)
+
+  subset = np.arange(0, n, 2)
+  keep = np.isin(s.test[:, 1], subset)
+  truth = np.stack([s.test[keep, 0], s.test[keep, 1] // 2], 1)
+  sub = evaluate.Evaluator(run.ds.n_users, len(subset), truth, np.zeros((0, 2), int), ks=(5,),
+                           metrics=("recall",))
+  got = train.make_evaluate(run.config, run.graph, subset)(run.params, sub)
+  users, items = (np.asarray(a) for a in run.model.user_item_embeddings(
+      run.params, run.graph, run.config.model))
+  scores = users @ items[subset].T
+  recalls = []
+  for u in np.unique(truth[:, 0]):
+    mine = set(truth[truth[:, 0] == u, 1].tolist())
+    top = np.argsort(-scores[u], kind="stable")[:5]
+    recalls.append(len(mine & set(top.tolist())) / len(mine))
+  assert got["recall@5"] == pytest.approx(np.mean(recalls), abs=1e-6)
+
+
 def test_checkpoint_evaluation_matches_results(trained):
   workdir, _, results = trained
   run = inference.Run.open(workdir, "best")
@@ -186,13 +223,24 @@ def test_pretrained_mf_initialises_users_and_items(tmp_path):
   with pytest.raises(train.TrainingError, match="do not fit"):
     train.with_pretrained(train.init_state(small, graph)["params"], str(tmp_path / "mf"), graph)
 
-  # pretrained_spread: the other nodes start from their pretrained neighbours (loop reference).
-  spread = train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"),
-                                 graph, 2)
+  # pretrained_spread: the other nodes, and items without a training pair (here 10% cold
+  # items), start from their pretrained neighbours (loop reference).
+  mf.data.cold_items = 0.1
+  mf.train.train_item_negatives = True
+  train.train_and_evaluate(mf, tmp_path / "mf_cold")
+  cfg = _test_config(**{"data.cold_items": 0.1})
+  ds, split, graph = train.setup(cfg)
+  node = np.asarray(train.with_pretrained(train.init_state(cfg, graph)["params"],
+                                          str(tmp_path / "mf_cold"), graph)["node"])
+  spread = train.with_pretrained(train.init_state(cfg, graph)["params"],
+                                 str(tmp_path / "mf_cold"), graph, 2)
   spread = np.asarray(spread["node"])
-  known = np.zeros(len(node), bool)
-  known[:graph.n_items] = known[graph.user_start:graph.aux_start] = True
   heads, tails = (np.asarray(a)[:graph.n_real_edges] for a in (graph.heads, graph.tails))
+  known = np.zeros(len(node), bool)
+  known[graph.user_start:graph.aux_start] = True
+  for h, t in zip(heads, tails):
+    if h < graph.n_items and graph.user_start <= t < graph.aux_start:
+      known[h] = True
   expected = node.copy()
   for _ in range(2):
     new = {}
@@ -203,6 +251,8 @@ def test_pretrained_mf_initialises_users_and_items(tmp_path):
     for v, row in new.items():
       expected[v], known[v] = row, True
   np.testing.assert_allclose(spread, expected, rtol=1e-5, atol=1e-6)
+  cold = np.setdiff1d(np.arange(graph.n_items), split.train[:, 1])
+  assert len(cold) and known[cold].any() and not np.allclose(spread[cold], node[cold])
   other = np.ones(len(node), bool)
   other[:graph.n_items] = other[graph.user_start:graph.aux_start] = False
   assert (known & other).any() and not np.allclose(spread[known & other], node[known & other])
