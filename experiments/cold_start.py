@@ -3,7 +3,7 @@
     python experiments/cold_start.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
         --root runs/table2 --out docs/results/cold-ml-100k-kg [--models mf kgat_ax] [--buckets-only]
-        [--cold-seeds 0]
+        [--cold-only] [--cold-seeds 0]
 
 (a) Cold items: every model is trained again (runs cold-MODEL-seedS) with data.cold_items=0.1:
 a seeded 10% of the items lose all their train and validation pairs to test (they keep their KG
@@ -14,7 +14,8 @@ training pair (train.train_item_negatives), else every model learns to rank them
 (b) Degree buckets: the runs of the normal split (table2.py's, trained here if missing) are
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it.
---buckets-only skips (a) and its training; --cold-seeds trains (a) for fewer seeds than (b). Train and validation items are excluded from the
+--buckets-only skips (a) and its training, --cold-only skips (b) and its training; --cold-seeds
+trains (a) for fewer seeds than (b). Train and validation items are excluded from the
 ranking as usual. Writes OUT.md (two tables), OUT.json and OUT.png (recall@20 per degree
 bucket). Finished runs are skipped.
 """
@@ -104,6 +105,8 @@ def main(argv=None):
   def extra(p):
     p.add_argument("--buckets-only", action="store_true",
                    help="only the degree buckets of the normal runs")
+    p.add_argument("--cold-only", action="store_true",
+                   help="only the cold-item runs, no degree buckets")
     p.add_argument("--cold-seeds", type=int, nargs="+",
                    help="seeds of the cold-item runs (default: --seeds)")
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
@@ -115,7 +118,10 @@ def main(argv=None):
     cfg.data.cold_items = COLD
     cfg.train.train_item_negatives = True
     cold_jobs += runs.seed_jobs(cfg, cold_seeds, f"cold-{model}")
-  results = runs.run_jobs(table2.jobs(args, overrides, args.models) + cold_jobs, args.root)
+  if args.buckets_only and args.cold_only:
+    raise SystemExit("cold_start.py: --buckets-only and --cold-only exclude each other")
+  normal_jobs = [] if args.cold_only else table2.jobs(args, overrides, args.models)
+  results = runs.run_jobs(normal_jobs + cold_jobs, args.root)
   root = pathlib.Path(args.root)
   cold, buckets, cold_rows, bucket_rows = {}, {}, [], []
   for model in args.models:
@@ -130,29 +136,34 @@ def main(argv=None):
       cold_rows.append(f"| {model} | " + " | ".join(
           runs.fmt(cold[model][k]) for k in ("cold recall@20", "cold auc", "cold-only recall@20",
                                              "test recall@20")) + " |")
+    if args.cold_only:
+      continue
     per_seed = [bucket_recall(root / name) for name in table2.of_model(results, model)]
     counts = per_seed[0][1]
     buckets[model] = {b: runs.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
     bucket_rows.append(f"| {model} | " + " | ".join(runs.fmt(buckets[model][b]) for b in BUCKETS)
                        + " |")
   md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {args.seeds})\n\n"
+  data = {"dataset": args.dataset, "seeds": args.seeds}
   if not args.buckets_only:
+    chance = min(1.0, 20 / cold_info["items"])
     md += (f"Cold items: {cold_info['items']} items ({COLD:.0%}) with no train or validation "
            f"pair, {cold_info['test_pairs']} test pairs (seeds {cold_seeds})\n\n"
            "Cold items ranked among all items (recall@20, AUC) and among the cold items only "
-           "(cold-only recall@20)\n\n"
+           f"(cold-only recall@20; a random ranking scores 20 / {cold_info['items']} = "
+           f"{chance:.4f})\n\n"
            "| model | cold recall@20 | cold AUC | cold-only recall@20 | all test items recall@20 |\n"
-           "|---|---|---|---|---|\n" + "\n".join(cold_rows)
-           + "\n\n")
-  md += ("By the test item's training degree (normal split; test pairs per bucket in the "
-         "header)\n\n| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"
-         "|---|" + "---|" * len(BUCKETS) + "\n" + "\n".join(bucket_rows) + "\n")
-  data = {"dataset": args.dataset, "seeds": args.seeds,
-          "degree_buckets": {"test_pairs": counts, "models": buckets}}
-  if not args.buckets_only:
-    data["cold_items"] = {"fraction": COLD, "seeds": cold_seeds, **cold_info, "models": cold}
+           "|---|---|---|---|---|\n" + "\n".join(cold_rows) + "\n\n")
+    data["cold_items"] = {"fraction": COLD, "seeds": cold_seeds, "chance cold-only recall@20":
+                          chance, **cold_info, "models": cold}
+  if not args.cold_only:
+    md += ("By the test item's training degree (normal split; test pairs per bucket in the "
+           "header)\n\n| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"
+           "|---|" + "---|" * len(BUCKETS) + "\n" + "\n".join(bucket_rows) + "\n")
+    data["degree_buckets"] = {"test_pairs": counts, "models": buckets}
   runs.write_outputs(args.out, md, data)
-  plot(buckets, counts, pathlib.Path(args.out).with_suffix(".png"))
+  if not args.cold_only:
+    plot(buckets, counts, pathlib.Path(args.out).with_suffix(".png"))
   return data
 
 

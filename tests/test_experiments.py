@@ -152,6 +152,12 @@ def test_cold_start_tables(study):
   assert md.count("| mf |") == 2 and md.count("| kgat_ax |") == 2
   assert (tmp / "cold.png").read_bytes()[:4] == b"\x89PNG"
 
+  # --cold-only: the same cold-item table from the finished runs, no buckets, no figure.
+  only = cold_start.main(argv + ["--cold-only", "--cold-seeds", "0", "--out", str(tmp / "only")])
+  assert only["cold_items"]["models"] == cold["models"] and "degree_buckets" not in only
+  assert "training degree" not in (tmp / "only.md").read_text()
+  assert only["cold_items"]["chance cold-only recall@20"] == min(1, 20 / cold["items"])
+
 
 def test_cold_items_leave_train_and_valid_for_test():
   cfg = config_lib.load_file(str(REPO / "configs" / "test.py")).data
