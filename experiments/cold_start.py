@@ -3,7 +3,7 @@
     python experiments/cold_start.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
         --root runs/table2 --out docs/results/cold-ml-100k-kg [--models mf kgat_ax] [--buckets-only]
-        [--cold-only] [--cold-seeds 0]
+        [--cold-only] [--cold-seeds 0] [--untagged]
 
 (a) Cold items: every model is trained again (runs cold-MODEL-seedS) with data.cold_items=0.1:
 a seeded 10% of the items lose all their train and validation pairs to test (they keep their KG
@@ -15,7 +15,8 @@ training pair (train.train_item_negatives), else every model learns to rank them
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it.
 --buckets-only skips (a) and its training, --cold-only skips (b) and its training; --cold-seeds
-trains (a) for fewer seeds than (b). Train and validation items are excluded from the
+trains (a) for fewer seeds than (b); --untagged (MovieLens with tags) leaves out of (a) the test
+pairs whose user tagged the item, which the tag aux facts link directly. Train and validation items are excluded from the
 ranking as usual. Writes OUT.md (two tables), OUT.json and OUT.png (recall@20 per degree
 bucket). Finished runs are skipped.
 """
@@ -25,6 +26,7 @@ import sys
 
 import matplotlib
 import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,16 +42,42 @@ COLD = 0.1
 BUCKETS = {"0": (0, 0), "1-5": (1, 5), "6-20": (6, 20), ">20": (21, np.inf)}
 
 
-def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("recall",)) -> dict:
+def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("recall",),
+               skip: np.ndarray | None = None) -> dict:
   """Test recall@20 (and AUC if asked) against only the test pairs that `keep` selects (NaN when
-  none)."""
+  none); pairs in `skip` are neither truth nor ranked."""
   s = run.split
-  if not keep.any():
+  skip = np.zeros(len(s.test), bool) if skip is None else skip
+  if not (keep & ~skip).any():
     return {"recall@20": float("nan"), "auc": float("nan")}
-  ev = evaluate.Evaluator(run.ds.n_users, run.ds.n_items, s.test[keep],
-                          np.concatenate([s.train, s.valid]), ks=(20,), metrics=metrics,
-                          batch_size=run.config.eval.batch_size)
+  ev = evaluate.Evaluator(run.ds.n_users, run.ds.n_items, s.test[keep & ~skip],
+                          np.concatenate([s.train, s.valid, s.test[skip]]), ks=(20,),
+                          metrics=metrics, batch_size=run.config.eval.batch_size)
   return evaluate_fn(run.params, ev)
+
+
+def tagged_test_pairs(run: inference.Run) -> np.ndarray:
+  """bool [n_test]: test pairs (u, i) where u tagged i in the dataset's MovieLens tags file.
+
+  The reader builds user-tag and movie-tag aux facts from every tag application, so such a pair
+  is linked through a tag node whatever the split.
+  """
+  folder = pathlib.Path(run.config.data.name)
+  files = [f for f in (folder / "tags.csv", folder / "tags.dat") if f.is_file()]
+  if not files or run.ds.user_ids is None or run.ds.item_ids is None:
+    raise SystemExit(f"cold_start.py --untagged: no MovieLens tags file in {folder}")
+  if files[0].suffix == ".csv":
+    tags = pd.read_csv(files[0], usecols=["userId", "movieId"], dtype=str)
+  else:
+    tags = pd.read_csv(files[0], sep="::", engine="python", header=None, usecols=[0, 1], dtype=str,
+                       encoding="latin-1", names=["userId", "movieId"])
+  user = pd.Series(np.arange(run.ds.n_users), index=run.ds.user_ids)
+  item = pd.Series(np.arange(run.ds.n_items), index=run.ds.item_ids)
+  u = user.reindex(tags["userId"]).to_numpy()
+  i = item.reindex(tags["movieId"]).to_numpy()
+  known = ~(np.isnan(u) | np.isnan(i))
+  tagged = set(zip(u[known].astype(int).tolist(), i[known].astype(int).tolist()))
+  return np.array([(a, b) in tagged for a, b in run.split.test.tolist()], bool)
 
 
 def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
@@ -58,20 +86,24 @@ def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
   return {b: (degree >= lo) & (degree <= hi) for b, (lo, hi) in BUCKETS.items()}
 
 
-def cold_item_metrics(workdir: pathlib.Path) -> tuple[dict, dict]:
+def cold_item_metrics(workdir: pathlib.Path, untagged: bool = False) -> tuple[dict, dict]:
+  """Cold-item recall@20 and AUC ranking all items, and recall@20 ranking the cold items only;
+  with `untagged`, the test pairs whose user tagged the item are left out (`tagged_test_pairs`)."""
   run = inference.Run.open(workdir)
   cold = load.cold_item_ids(run.ds.n_items, run.config.data.cold_items,
                             run.config.data.split_seed)
   keep = np.isin(run.split.test[:, 1], cold)
-  info = {"items": len(cold), "test_pairs": int(keep.sum())}
-  out = metrics_on(run, train.make_evaluate(run.config, run.graph), keep, ("recall", "auc"))
+  skip = tagged_test_pairs(run) & keep if untagged else np.zeros(len(keep), bool)
+  info = {"items": len(cold), "test_pairs": int((keep & ~skip).sum()),
+          "tagged_pairs_left_out": int(skip.sum())}
+  out = metrics_on(run, train.make_evaluate(run.config, run.graph), keep, ("recall", "auc"), skip)
   # Ranked among the cold items only (item k of this evaluator is cold[k]; they have no train or
   # validation pair to exclude): how well the model orders new items for a user.
   index = np.full(run.ds.n_items, -1)
   index[cold] = np.arange(len(cold))
-  truth = np.stack([run.split.test[keep, 0], index[run.split.test[keep, 1]]], 1)
-  ev = evaluate.Evaluator(run.ds.n_users, len(cold), truth, np.zeros((0, 2), np.int64), ks=(20,),
-                          metrics=("recall",), batch_size=run.config.eval.batch_size)
+  relabel = lambda m: np.stack([run.split.test[m, 0], index[run.split.test[m, 1]]], 1)
+  ev = evaluate.Evaluator(run.ds.n_users, len(cold), relabel(keep & ~skip), relabel(skip),
+                          ks=(20,), metrics=("recall",), batch_size=run.config.eval.batch_size)
   among = train.make_evaluate(run.config, run.graph, cold)(run.params, ev)["recall@20"]
   return dict(out, among=among), info
 
@@ -109,6 +141,8 @@ def main(argv=None):
                    help="only the cold-item runs, no degree buckets")
     p.add_argument("--cold-seeds", type=int, nargs="+",
                    help="seeds of the cold-item runs (default: --seeds)")
+    p.add_argument("--untagged", action="store_true",
+                   help="MovieLens with tags: leave out cold test pairs whose user tagged the item")
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
                                     extra=extra)
   cold_seeds = args.cold_seeds or args.seeds
@@ -127,7 +161,7 @@ def main(argv=None):
   for model in args.models:
     if not args.buckets_only:
       cold_runs = table2.of_model(results, f"cold-{model}")
-      measured = [cold_item_metrics(root / name) for name in cold_runs]
+      measured = [cold_item_metrics(root / name, args.untagged) for name in cold_runs]
       cold_info = measured[0][1]
       cold[model] = {"cold recall@20": runs.mean_std([m["recall@20"] for m, _ in measured]),
                      "cold auc": runs.mean_std([m["auc"] for m, _ in measured]),
@@ -148,7 +182,9 @@ def main(argv=None):
   if not args.buckets_only:
     chance = min(1.0, 20 / cold_info["items"])
     md += (f"Cold items: {cold_info['items']} items ({COLD:.0%}) with no train or validation "
-           f"pair, {cold_info['test_pairs']} test pairs (seeds {cold_seeds})\n\n"
+           f"pair, {cold_info['test_pairs']} test pairs (seeds {cold_seeds})"
+           + (f"; {cold_info['tagged_pairs_left_out']} pairs whose user tagged the item left "
+              "out" if args.untagged else "") + "\n\n"
            "Cold items ranked among all items (recall@20, AUC) and among the cold items only "
            f"(cold-only recall@20; a random ranking scores 20 / {cold_info['items']} = "
            f"{chance:.4f})\n\n"

@@ -262,3 +262,17 @@ def test_table3_runs_a_subset_of_variants_with_auc(study, capsys):
   assert "4 runs: 2 already finished, 2 to go" in capsys.readouterr().out   # kgat trained here
   assert sorted(p.parent.name for p in results_json(tmp) if "kgat-" in str(p)) == \
       ["kgat-seed0", "kgat-seed1"]
+
+
+def test_tagged_test_pairs_reads_the_movielens_tags(tmp_path):
+  from types import SimpleNamespace as NS
+  (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n"
+                                     "7,30,funny,1\n7,30,dark,2\n8,10,x,3\n99,10,unknown user,4\n")
+  run = NS(config=NS(data=NS(name=str(tmp_path))),
+           ds=NS(n_users=2, n_items=3, user_ids=np.array(["7", "8"], object),
+                 item_ids=np.array(["10", "20", "30"], object)),
+           split=NS(test=np.array([[0, 2], [0, 0], [1, 0], [1, 1]])))
+  np.testing.assert_array_equal(cold_start.tagged_test_pairs(run), [True, False, True, False])
+  (tmp_path / "tags.csv").unlink()
+  with pytest.raises(SystemExit, match="no MovieLens tags file"):
+    cold_start.tagged_test_pairs(run)
