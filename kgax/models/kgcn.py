@@ -106,33 +106,6 @@ def _represent(params, table, u: jax.Array, items: jax.Array) -> jax.Array:
   return x[0][:, 0]
 
 
-def _score_one_hop(params, table, u: jax.Array, items: jax.Array) -> jax.Array:
-  """e_u . x_v(u) for users u [B, d] and items [C] when H = 1, grouped by relation: [B, C].
-
-  With y = e W, the sampled slots' softmax weights depend on u only through the relation, so
-    (e_v + sum_n pi_n e_n) W = y_v + sum_r a_r Y_v[r] / sum_r a_r c_v[r],
-  Y_v[r] the sum of y over v's slots with relation r, c_v[r] their count and a_r = exp(e_u . e_r)
-  (less the largest over v's relations). That is R x d work per (user, item) pair instead of
-  K x d + d x d; the result equals `_represent`'s.
-  """
-  ent, rel, has = table
-  layer = params["layers"][0]
-  e, w = params["entity"], layer["W"]
-  n_rel = params["relation"].shape[0]
-  onehot = jax.nn.one_hot(rel[items], n_rel, dtype=e.dtype) * has[items][:, None, None]
-  big_y = jnp.einsum("ckr,ckd->crd", onehot, e[ent[items]] @ w)      # [C, R, d]
-  count = onehot.sum(1)                                               # [C, R]
-  s = u @ params["relation"].T                                        # [B, R]
-  present = count > 0
-  top = jnp.max(jnp.where(present[None], s[:, None], -jnp.inf), -1, keepdims=True)   # [B, C, 1]
-  a = jnp.where(present[None], jnp.exp(s[:, None] - jnp.where(jnp.isfinite(top), top, 0)), 0)
-  num = jnp.einsum("bcr,crd->bcd", a, big_y)
-  den = jnp.einsum("bcr,cr->bc", a, count)
-  agg = num / jnp.where(den > 0, den, 1)[..., None]
-  x = jnp.tanh(e[items] @ w + agg + layer["b"])                       # [B, C, d]
-  return jnp.einsum("bd,bcd->bc", u, x)
-
-
 def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
   """BPR on a batch [B, 3] of (user, pos item, neg item), neighbourhoods drawn from `rng`;
   L2 of e_u, x_i, x_j."""
@@ -152,12 +125,7 @@ def score_users(params, graph: Graph, m, users: jax.Array) -> jax.Array:
   n_chunks = -(-n // chunk)
   items = jnp.minimum(jnp.arange(n_chunks * chunk), n - 1).reshape(n_chunks, chunk)
 
-  n_rel, d = params["relation"].shape
-  one_hop = m.n_iter == 1 and n_rel < m.neighbor_sample_size + d   # fewer flops grouped
-
   def scores(ids):                                         # [B, chunk]
-    if one_hop:
-      return _score_one_hop(params, table, u, ids)
     x = jax.vmap(lambda u: _represent(params, table, u, ids))(u)
     return jnp.einsum("bd,bcd->bc", u, x)
 
