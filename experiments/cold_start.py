@@ -177,7 +177,8 @@ def main(argv=None):
     buckets[model] = {b: runs.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
     bucket_rows.append(f"| {model} | " + " | ".join(runs.fmt(buckets[model][b]) for b in BUCKETS)
                        + " |")
-  md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {args.seeds})\n\n"
+  seeds = cold_seeds if args.cold_only else args.seeds
+  md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {seeds})\n\n"
   data = {"dataset": args.dataset, "seeds": args.seeds}
   if not args.buckets_only:
     chance = min(1.0, 20 / cold_info["items"])

@@ -156,6 +156,7 @@ def test_cold_start_tables(study):
   only = cold_start.main(argv + ["--cold-only", "--cold-seeds", "0", "--out", str(tmp / "only")])
   assert only["cold_items"]["models"] == cold["models"] and "degree_buckets" not in only
   assert "training degree" not in (tmp / "only.md").read_text()
+  assert "over seeds [0])" in (tmp / "only.md").read_text()
   assert only["cold_items"]["chance cold-only recall@20"] == min(1, 20 / cold["items"])
 
 
