@@ -16,9 +16,9 @@ measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), agai
 bucket's test pairs only; users with no pair in a bucket are left out of it.
 --buckets-only skips (a) and its training, --cold-only skips (b) and its training; --cold-seeds
 trains (a) for fewer seeds than (b); --untagged (MovieLens with tags) leaves out of (a) the test
-pairs whose user tagged the item, which the tag aux facts link directly. Train and validation items are excluded from the
-ranking as usual. Writes OUT.md (two tables), OUT.json and OUT.png (recall@20 per degree
-bucket). Finished runs are skipped.
+pairs whose user tagged the item, which the tag aux facts link directly. Train and validation
+items are excluded from the ranking as usual. Writes OUT.md (two tables), OUT.json and OUT.png
+(recall@20 per degree bucket). Finished runs are skipped.
 """
 
 import pathlib
@@ -34,8 +34,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import runs  # noqa: E402
 import table2  # noqa: E402
-from kgax import evaluate, inference, train  # noqa: E402
-from kgax.data import load  # noqa: E402
+from kgax import evaluate, inference, sampling, train  # noqa: E402
+from kgax.data import io, load  # noqa: E402
 
 MODELS = ("mf", "kgat", "kgat_ax")
 COLD = 0.1
@@ -63,21 +63,22 @@ def tagged_test_pairs(run: inference.Run) -> np.ndarray:
   is linked through a tag node whatever the split.
   """
   folder = pathlib.Path(run.config.data.name)
-  files = [f for f in (folder / "tags.csv", folder / "tags.dat") if f.is_file()]
-  if not files or run.ds.user_ids is None or run.ds.item_ids is None:
-    raise SystemExit(f"cold_start.py --untagged: no MovieLens tags file in {folder}")
-  if files[0].suffix == ".csv":
-    tags = pd.read_csv(files[0], usecols=["userId", "movieId"], dtype=str)
+  if (folder / "tags.csv").is_file():   # read as kgax's MovieLens reader reads them
+    tags = io.read_table(folder / "tags.csv", {"userId": "id", "movieId": "id", "tag": "str?",
+                                               "timestamp": "int"}, header="check")
+  elif (folder / "tags.dat").is_file():
+    tags = io.read_table(folder / "tags.dat", {"userId": "id", "movieId": "id", "tag": "str?",
+                                               "timestamp": "int"}, sep="::", encoding="latin-1",
+                         quoted=False)
   else:
-    tags = pd.read_csv(files[0], sep="::", engine="python", header=None, usecols=[0, 1], dtype=str,
-                       encoding="latin-1", names=["userId", "movieId"])
-  user = pd.Series(np.arange(run.ds.n_users), index=run.ds.user_ids)
-  item = pd.Series(np.arange(run.ds.n_items), index=run.ds.item_ids)
-  u = user.reindex(tags["userId"]).to_numpy()
-  i = item.reindex(tags["movieId"]).to_numpy()
-  known = ~(np.isnan(u) | np.isnan(i))
-  tagged = set(zip(u[known].astype(int).tolist(), i[known].astype(int).tolist()))
-  return np.array([(a, b) in tagged for a, b in run.split.test.tolist()], bool)
+    raise SystemExit(f"cold_start.py --untagged: no MovieLens tags file in {folder}")
+  user = pd.Series(np.arange(run.ds.n_users), index=run.ds.user_ids.astype(str))
+  item = pd.Series(np.arange(run.ds.n_items), index=run.ds.item_ids.astype(str))
+  u = user.reindex(tags["userId"].astype(str)).to_numpy()
+  i = item.reindex(tags["movieId"].astype(str)).to_numpy()
+  known = ~(np.isnan(u) | np.isnan(i))   # tags of users or movies without a rating: no pair
+  tagged = sampling.PairSet(u[known].astype(np.int64), i[known].astype(np.int64), run.ds.n_items)
+  return tagged.contains(run.split.test[:, 0], run.split.test[:, 1])
 
 
 def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
@@ -145,6 +146,8 @@ def main(argv=None):
                    help="MovieLens with tags: leave out cold test pairs whose user tagged the item")
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
                                     extra=extra)
+  if args.buckets_only and args.cold_only:
+    raise SystemExit("cold_start.py: --buckets-only and --cold-only exclude each other")
   cold_seeds = args.cold_seeds or args.seeds
   cold_jobs = []
   for model in [] if args.buckets_only else table2.run_order(args, args.models):
@@ -152,8 +155,6 @@ def main(argv=None):
     cfg.data.cold_items = COLD
     cfg.train.train_item_negatives = True
     cold_jobs += runs.seed_jobs(cfg, cold_seeds, f"cold-{model}")
-  if args.buckets_only and args.cold_only:
-    raise SystemExit("cold_start.py: --buckets-only and --cold-only exclude each other")
   normal_jobs = [] if args.cold_only else table2.jobs(args, overrides, args.models)
   results = runs.run_jobs(normal_jobs + cold_jobs, args.root)
   root = pathlib.Path(args.root)
