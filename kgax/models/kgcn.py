@@ -33,7 +33,6 @@ import ml_collections
 from kgax import ops
 from kgax.graph import Graph
 from kgax.models import mf
-from kgax.models.fm import relation_edges
 
 _glorot = jax.nn.initializers.glorot_uniform()
 EVAL_SEED = 0
@@ -64,13 +63,14 @@ def neighbour_table(graph: Graph, key: jax.Array, k: int):
   """K sampled KG neighbours per entity: (entity ids, KG relation ids 0..R-1) int32
   [n_entities, K] and has_neighbours bool [n_entities].
 
-  The KG edges (forward and inverse) are sorted by head, so each entity's edges are a segment;
-  each of the K draws picks an edge uniformly within that segment.
+  The KG edges (forward and inverse), in edge-id order, are sorted by head, so each entity's
+  edges are a segment; each of the K draws picks an edge uniformly within that segment.
   """
   n, r_kg, n_fwd = graph.n_entities, graph.n_kg_relations, graph.n_fwd_relations
-  edges = jnp.concatenate([relation_edges(graph, 1, r_kg),
-                           relation_edges(graph, n_fwd + 1, n_fwd + r_kg)])
-  edges = edges[jnp.argsort(graph.heads[edges], stable=True)]
+  fwd = graph.relations % n_fwd                            # KG relations 1..R and inverses
+  sizes = graph.relation_sizes
+  n_kg = sum(sizes[1:1 + r_kg]) + sum(sizes[n_fwd + 1:n_fwd + 1 + r_kg])
+  (edges,) = jnp.nonzero((fwd >= 1) & (fwd <= r_kg), size=n_kg)   # ascending: head-sorted
   heads = graph.heads[edges]
   count = ops.segment_sum(jnp.ones(heads.shape, jnp.int32), heads, n, indices_are_sorted=True)
   start = jnp.cumsum(count) - count
@@ -124,10 +124,41 @@ def score_users(params, graph: Graph, m, users: jax.Array) -> jax.Array:
   chunk = min(m.score_chunk, n)
   n_chunks = -(-n // chunk)
   items = jnp.minimum(jnp.arange(n_chunks * chunk), n - 1).reshape(n_chunks, chunk)
-
-  def scores(ids):                                         # [B, chunk]
-    x = jax.vmap(lambda u: _represent(params, table, u, ids))(u)
-    return jnp.einsum("bd,bcd->bc", u, x)
+  if len(params["layers"]) == 1:
+    scores = _one_hop_scorer(params, table, u, graph.n_kg_relations)
+  else:
+    def scores(ids):                                       # [B, chunk]
+      x = jax.vmap(lambda u: _represent(params, table, u, ids))(u)
+      return jnp.einsum("bd,bcd->bc", u, x)
 
   out = jax.lax.map(scores, items)                         # [n_chunks, B, chunk]
   return jnp.moveaxis(out, 0, 1).reshape(users.shape[0], -1)[:, :n]
+
+
+def _one_hop_scorer(params, table, u: jax.Array, n_rel: int):
+  """Scores of users u [B, d] against an item chunk [C] for H = 1, in dense products.
+
+  With one hop, x_v(u) = tanh(e_v W + b + sum_k pi_k(u) e_{n_k} W), and pi_k(u) depends on u
+  only through the relation r_k of the neighbour. Grouping the K neighbours of v by relation,
+
+      sum_k pi_k(u) e_{n_k} W = sum_r w_r(u) S_{v,r} / sum_r w_r(u) c_{v,r},
+
+  with w_r(u) = exp(e_u . e_r - max_r'), S_{v,r} the sum of e_{n_k} W over v's neighbours of
+  relation r and c_{v,r} their count: two matrix products with inner size R per chunk instead
+  of a [B, C, K, d] gather and a d x d product per (user, item) pair. Same numbers as
+  `_represent` up to rounding (and up to exp underflow for relation logits more than ~80 apart).
+  """
+  ent, rel, has = table
+  e, layer = params["entity"], params["layers"][0]
+  logits = u @ params["relation"].T                        # [B, R]
+  w = jnp.exp(logits - logits.max(-1, keepdims=True))
+
+  def scores(ids):                                         # [B, chunk]
+    own = e[ids] @ layer["W"] + layer["b"]                 # [C, d]
+    onehot = jax.nn.one_hot(rel[ids], n_rel) * has[ids][:, None, None]   # [C, K, R]
+    by_rel = jnp.einsum("ckr,ckd->crd", onehot, e[ent[ids]] @ layer["W"])
+    num = jnp.einsum("br,crd->bcd", w, by_rel)
+    den = w @ onehot.sum(1).T                              # [B, C]
+    x = jnp.tanh(own + num / jnp.maximum(den, jnp.finfo(den.dtype).tiny)[..., None])
+    return jnp.einsum("bd,bcd->bc", u, x)
+  return scores
