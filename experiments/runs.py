@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import sys
 import time
@@ -77,6 +78,24 @@ def summarize(results: dict[str, dict], keys=("recall@20", "ndcg@20", "auc")) ->
 
 def fmt(ms: tuple[float, float]) -> str:
   return f"{ms[0]:.4f} ± {ms[1]:.4f}"
+
+
+def cost(summary: dict) -> str:
+  """'best epochs | minutes per run' cells of a summary: '45, 40, 45 | 17.2'."""
+  epochs = ", ".join(str(e) for e in summary["best_epochs"])
+  return f"{epochs} | {np.mean(summary['wall_seconds']) / 60:.1f}"
+
+
+def hardware() -> str:
+  """Where the runs were summarised: device kind and count, CPU cores, jax version."""
+  import jax   # noqa: PLC0415 (kgax.train has imported it already)
+  devices = jax.devices()
+  return (f"{devices[0].platform} ({devices[0].device_kind}) x{len(devices)}, "
+          f"{os.cpu_count()} CPU cores, jax {jax.__version__}")
+
+
+COST_NOTE = ("Best epochs per seed; minutes = mean wall time of one run (training and its "
+             "evaluations; a run that starts from MF excludes the MF run).")
 
 
 def study_args(description: str, argv=None, *, default_root: str, models=(), variants=(),
@@ -160,6 +179,8 @@ def with_pretrain(cfg, args, prefix: str = ""):
 def write_outputs(out: str | pathlib.Path, markdown: str, data: dict) -> None:
   out = pathlib.Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
+  data["hardware"] = hardware()
+  markdown += f"\nHardware: {data['hardware']}.\n"
   out.with_suffix(".md").write_text(markdown)
   out.with_suffix(".json").write_text(json.dumps(data, indent=2))
   print(markdown)

@@ -71,14 +71,16 @@ def main(argv=None):
   rows, summaries = [], {}
   for model in args.models:
     s = summaries[model] = runs.summarize(of_model(results, model))
-    rows.append(f"| {model} | {runs.fmt(s['recall@20'])} | {runs.fmt(s['ndcg@20'])} |")
+    rows.append(f"| {model} | {runs.fmt(s['recall@20'])} | {runs.fmt(s['ndcg@20'])} | "
+                f"{runs.cost(s)} |")
   data = {"dataset": args.dataset, "seeds": args.seeds, "models": summaries}
   if "kgat_ax" in summaries and len(summaries) > 1:
     data["improve"] = improvement(summaries)
     rows.append("| %Improve | " + " | ".join(
-        f"{g['percent']:+.2f}% (vs {g['over']})" for g in data["improve"].values()) + " |")
+        f"{g['percent']:+.2f}% (vs {g['over']})" for g in data["improve"].values()) + " | | |")
   md = (f"Table 2 on {args.dataset} (test, mean ± std over seeds {args.seeds})\n\n"
-        "| model | recall@20 | ndcg@20 |\n|---|---|---|\n" + "\n".join(rows) + "\n")
+        "| model | recall@20 | ndcg@20 | best epochs | minutes |\n|---|---|---|---|---|\n"
+        + "\n".join(rows) + f"\n\n{runs.COST_NOTE}\n")
   runs.write_outputs(args.out, md, data)
   return data
 

@@ -69,6 +69,10 @@ def test_table2_writes_consistent_table_and_restarts_without_training(study, cap
     s = data["models"][model]
     assert len(s["best_epochs"]) == 2
     assert runs.fmt(s["recall@20"]) in rows[model] and runs.fmt(s["ndcg@20"]) in rows[model]
+    epochs, minutes = (cell.strip() for cell in rows[model].split("|")[4:6])
+    assert epochs == ", ".join(str(e) for e in s["best_epochs"])
+    assert float(minutes) == pytest.approx(np.mean(s["wall_seconds"]) / 60, abs=0.051)
+  assert f"Hardware: {data['hardware']}." in md and "CPU cores, jax " in data["hardware"]
   for key in table2.METRICS:
     ours, base = data["models"]["kgat_ax"][key][0], data["models"]["mf"][key][0]
     percent = 100 * (ours - base) / base
@@ -254,6 +258,8 @@ def test_table3_runs_a_subset_of_variants_with_auc(study, capsys):
   argv, tmp, _ = study
   argv = [a for a in argv if a not in ("--models", "mf", "kgat_ax")]
   data = table3.main(argv + ["--variants", "kgat_ax", "kgat", "--out", str(tmp / "table3")])
+  assert json.loads((tmp / "table3.json").read_text()) == json.loads(json.dumps(data))
+  data = data["variants"]
   assert list(data) == ["kgat_ax", "kgat"]
   rows = [l for l in (tmp / "table3.md").read_text().splitlines() if l.startswith("| k")]
   assert [r.split(" | ")[0] for r in rows] == ["| kgat_ax", "| kgat"]
