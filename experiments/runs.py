@@ -90,8 +90,10 @@ def hardware() -> str:
   """Where the runs were summarised: device kind and count, CPU cores, jax version."""
   import jax   # noqa: PLC0415 (kgax.train has imported it already)
   devices = jax.devices()
-  return (f"{devices[0].platform} ({devices[0].device_kind}) x{len(devices)}, "
-          f"{os.cpu_count()} CPU cores, jax {jax.__version__}")
+  kind = devices[0].platform
+  if devices[0].device_kind != kind:
+    kind += f" ({devices[0].device_kind})"
+  return f"{kind} x{len(devices)}, {os.cpu_count()} CPU cores, jax {jax.__version__}"
 
 
 COST_NOTE = ("Best epochs per seed; minutes = mean wall time of one run (training and its "
