@@ -254,6 +254,15 @@ def _check_metrics(metrics: Sequence[str]) -> None:
     raise ValueError(f"unknown metrics {sorted(unknown)}; expected a subset of {METRICS}")
 
 
+def batched_pairs(pairs: np.ndarray, n_users: int, n_items: int, users: np.ndarray,
+                  batch_size: int, what: str = "exclude") -> tuple[np.ndarray, np.ndarray]:
+  """The items of (user, item) `pairs` that belong to `users` [M], cut into batches of
+  batch_size users: rows (user's position in its batch), cols (item) int32 [n_batches, L];
+  padding entries have col = n_items. For masking seen items out of a batch of score rows."""
+  indptr, items = _csr(_pair_keys(pairs, n_users, n_items, what), n_users, n_items)
+  return _batched_coo(indptr, items, np.asarray(users), batch_size, n_items)
+
+
 class Evaluator:
   """Full-ranking metrics of a model over the users that have truth items.
 

@@ -75,11 +75,9 @@ class Run:
   def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
     """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""
     s, n_items = self.split, self.ds.n_items
-    keys = evaluate._pair_keys(np.concatenate([s.train, s.valid]), self.ds.n_users, n_items,
-                               "exclude")
     users = np.asarray(users)
-    rows, cols = evaluate._batched_coo(*evaluate._csr(keys, self.ds.n_users, n_items), users,
-                                       batch_size, n_items)
+    rows, cols = evaluate.batched_pairs(np.concatenate([s.train, s.valid]), self.ds.n_users,
+                                        n_items, users, batch_size)
     k = min(k, n_items)
     items, scores = [], []
     for b, start in enumerate(range(0, len(users), batch_size)):

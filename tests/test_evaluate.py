@@ -286,3 +286,21 @@ def test_top_k_ties_negative_zero_with_zero():
 def test_batch_size_too_large_for_int32_keys_is_refused():
   with pytest.raises(ValueError, match="batch_size=65536: batch_size \\* \\(n_items \\+ 1\\)"):
     evaluate.Evaluator(2, 40_000, np.array([[0, 1]]), np.array([[1, 2]]), batch_size=65536)
+
+
+def test_batched_pairs_cut_a_user_subset_into_batches():
+  rng = np.random.default_rng(3)
+  n_users, n_items, batch = 9, 12, 4
+  pairs = rng.integers(0, [n_users, n_items], (60, 2))
+  pairs = np.concatenate([pairs, pairs[:5]])   # duplicates count once
+  users = np.array([7, 0, 3, 8, 5, 2])          # any order, any subset
+  rows, cols = evaluate.batched_pairs(pairs, n_users, n_items, users, batch)
+  assert rows.shape == cols.shape and rows.shape[0] == 2
+  seen = {(u, i) for u, i in pairs.tolist()}
+  for b in range(2):
+    part = users[b * batch:(b + 1) * batch]
+    keep = cols[b] < n_items                       # padding entries point past the items
+    got = sorted((int(part[r]), int(c)) for r, c in zip(rows[b][keep], cols[b][keep]))
+    assert got == sorted((u, i) for u, i in seen if u in set(part.tolist()))
+  with pytest.raises(ValueError, match="exclude pairs: item id 12 out of range"):
+    evaluate.batched_pairs(np.array([[0, 12]]), n_users, n_items, users, batch)
