@@ -71,6 +71,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.pretrained_spread = 0      # > 0: entities, aux nodes and items without a training
                                      # pair start as the mean of their pretrained neighbours,
                                      # spread this many hops (else as initialised)
+  c.model.pretrained_scale = 1.0     # pretrained rows times this: same MF ranking, the
+                                     # normalised layer outputs weigh 1 / scale^2 as much
   c.model.update(VARIANTS[args["variant"]])
 
   c.optim = ml_collections.ConfigDict()

@@ -123,15 +123,20 @@ def spread_embeddings(node: np.ndarray, known: np.ndarray, graph: Graph, rounds:
   return node
 
 
-def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0) -> dict:
+def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0,
+                    scale: float = 1.0) -> dict:
   """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
 
   `workdir` is a finished MF run on the same dataset and split (its best checkpoint is used).
   With `spread` > 0 the other nodes (KG entities, aux nodes, and items without a training pair,
   which MF never trained) start as the mean of their pretrained neighbours, spread that many
-  hops (`spread_embeddings`), instead of at random.
+  hops (`spread_embeddings`), instead of at random. The pretrained rows are multiplied by `scale`:
+  MF's ranking does not change, but the L2-normalised layer outputs, whose share of the score is
+  fixed in size, weigh 1 / scale^2 as much against it at the start of the fine-tune.
   """
   from kgax import inference   # inference builds on this module
+  if not scale > 0:
+    raise TrainingError(f"config.model.pretrained_scale={scale}: expected a positive number")
   run = inference.Run.open(workdir, "best")
   users, items = run.model.user_item_embeddings(run.params, run.graph, run.config.model)
   node = params["node"]
@@ -140,7 +145,8 @@ def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0) -
     raise TrainingError(f"config.model.pretrained={workdir}: embeddings {users.shape}/"
                         f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} items, "
                         f"dimension {node.shape[1]}")
-  node = node.at[:graph.n_items].set(items).at[graph.user_start:graph.aux_start].set(users)
+  node = (node.at[:graph.n_items].set(scale * items)
+          .at[graph.user_start:graph.aux_start].set(scale * users))
   if spread:   # pretrained rows: users, and items with a training pair (an edge to a user)
     heads, tails = (np.asarray(a)[:graph.n_real_edges] for a in (graph.heads, graph.tails))
     known = np.zeros(node.shape[0], bool)
@@ -366,7 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   elif config.model.get("pretrained"):   # "{seed}" in the path becomes this run's seed
     state = dict(state, params=with_pretrained(
         state["params"], config.model.pretrained.replace("{seed}", str(config.seed)), graph,
-        config.model.get("pretrained_spread", 0)))
+        config.model.get("pretrained_spread", 0), config.model.get("pretrained_scale", 1.0)))
   state = jax.device_put(state, sharding.replicated(mesh))
   start_epoch = int(state["epoch"])
   log = _Log(workdir / "metrics.jsonl")

@@ -217,6 +217,17 @@ def test_pretrained_mf_initialises_users_and_items(tmp_path):
   np.testing.assert_array_equal(node[:graph.n_items], np.asarray(run.params["item"]))
   np.testing.assert_array_equal(node[graph.user_start:graph.aux_start],
                                 np.asarray(run.params["user"]))
+  scaled = train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"),
+                                  graph, scale=2.5)
+  scaled = np.asarray(scaled["node"])
+  np.testing.assert_allclose(scaled[:graph.n_items], 2.5 * node[:graph.n_items], rtol=1e-6)
+  np.testing.assert_allclose(scaled[graph.user_start:graph.aux_start],
+                             2.5 * node[graph.user_start:graph.aux_start], rtol=1e-6)
+  np.testing.assert_array_equal(scaled[graph.n_items:graph.user_start],
+                                node[graph.n_items:graph.user_start])
+  with pytest.raises(train.TrainingError, match="config.model.pretrained_scale=0"):
+    train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"), graph,
+                          scale=0)
   results = train.train_and_evaluate(cfg, tmp_path / "kgat_ax")
   assert np.isfinite(results["test"]["recall@20"])
   small = _test_config(**{"model.embed_dim": 8, "model.relation_dim": 8})
