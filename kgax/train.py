@@ -299,15 +299,21 @@ def _check_finite(losses: np.ndarray, phase: str, epoch: int):
         "lower optim.lr or check the data. The last good checkpoint is kept.")
 
 
-def _same_config(stored: dict, new: dict) -> bool:
+# Fields added after runs could have begun whose behaviour-preserving value is not neutral.
+ADDED_DEFAULTS = {"model.pretrained_scale": 1.0}
+
+
+def _same_config(stored: dict, new: dict, prefix: str = "") -> bool:
   """Whether a workdir's config.json matches `new`. A field that the stored config lacks (added
-  to kgax after the run began) matches only at a neutral value (empty, zero, False or None)."""
+  to kgax after the run began) matches only at the value that reproduces the behaviour from
+  before it existed: a neutral one (empty, zero, False or None) or its entry in ADDED_DEFAULTS."""
   for key, value in new.items():
-    if key not in stored:
-      if value not in ("", (), [], {}, 0, 0.0, False, None):
+    if isinstance(value, dict) and isinstance(stored.get(key, {}), dict):
+      if not _same_config(stored.get(key, {}), value, f"{prefix}{key}."):
         return False
-    elif isinstance(value, dict) and isinstance(stored[key], dict):
-      if not _same_config(stored[key], value):
+    elif key not in stored:
+      if value not in ("", (), [], 0, 0.0, False, None) and \
+          ADDED_DEFAULTS.get(prefix + key, ()) != value:
         return False
     elif stored[key] != value:
       return False

@@ -353,6 +353,10 @@ def test_workdir_config_accepts_fields_added_later_at_neutral_values():
   assert not same(stored, {"optim": {"lr": 0.001, "freeze": ["node"]}, "seed": 0})
   assert not same(stored, {"optim": {"lr": 0.01}, "seed": 0})
   assert not same(stored, {"optim": {"lr": 0.001}})   # a stored field is gone
+  # Fields whose old behaviour is a non-neutral value are listed with it.
+  assert same(stored, {"optim": {"lr": 0.001}, "model": {"pretrained_scale": 1.0}, "seed": 0})
+  assert not same(stored, {"optim": {"lr": 0.001}, "model": {"pretrained_scale": 2.0}, "seed": 0})
+  assert not same(stored, {"optim": {"lr": 0.001, "pretrained_scale": 1.0}, "seed": 0})
 
 
 def test_log_test_writes_ranking_rows_for_curves(tmp_path):
