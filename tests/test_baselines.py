@@ -274,3 +274,26 @@ def test_trains_beyond_random(name, tmp_path, monkeypatch):
     base = rels % (1 + ds.n_relations + ds.aux.n_attrs)
     assert n_neg == ds.n_entities and np.all((base >= 1) & (base <= ds.n_relations))
     assert len(rels) == 2 * len(np.unique(ds.kg, axis=0))
+
+
+@pytest.mark.usefixtures("x64")
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_kgcn_one_hop_scorer_equals_the_per_slot_softmax(scale):
+  """The relation-grouped H = 1 scorer against `_represent`, also with relation logits e_u . e_r
+  so far apart that exp(logit - the user's largest) underflows for some item."""
+  ds, g, m, params = _setup("kgcn", n_iter=1, neighbor_sample_size=4)
+  params = dict(params, user=params["user"] * scale, relation=params["relation"] * scale)
+  table = kgcn.neighbour_table(g, jax.random.key(kgcn.EVAL_SEED), 4)
+  ent, rel, has = (np.asarray(a) for a in table)
+  logits = np.asarray(params["user"] @ params["relation"].T)
+  items = np.arange(ds.n_items)
+  # Whether some (user, item with edges) has all its relations' weights underflowing at this scale.
+  item_best = np.array([[logits[b, rel[i]].max() for i in items if has[i]]
+                        for b in range(ds.n_users)])
+  assert (np.any(item_best - logits.max(1, keepdims=True) < -800)) == (scale > 1)
+  u = params["user"]
+  got = jax.jit(kgcn._one_hop_scorer(params, table, u, g.n_kg_relations))(jnp.asarray(items))
+  x = jax.vmap(lambda u: kgcn._represent(params, table, u, jnp.asarray(items)))(u)
+  want = jnp.einsum("bd,bcd->bc", u, x)
+  assert np.all(np.isfinite(np.asarray(got)))
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-9, atol=1e-9 * scale ** 2)

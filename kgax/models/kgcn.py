@@ -143,10 +143,12 @@ def _one_hop_scorer(params, table, u: jax.Array, n_rel: int):
 
       sum_k pi_k(u) e_{n_k} W = sum_r w_r(u) S_{v,r} / sum_r w_r(u) c_{v,r},
 
-  with w_r(u) = exp(e_u . e_r - max_r'), S_{v,r} the sum of e_{n_k} W over v's neighbours of
-  relation r and c_{v,r} their count: two matrix products with inner size R per chunk instead
-  of a [B, C, K, d] gather and a d x d product per (user, item) pair. Same numbers as
-  `_represent` up to rounding (and up to exp underflow for relation logits more than ~80 apart).
+  with w_r(u) = exp(e_u . e_r - shift), S_{v,r} the sum of e_{n_k} W over v's neighbours of
+  relation r and c_{v,r} their count: matrix products with inner size R per chunk instead of a
+  [B, C, K, d] gather and a d x d product per (user, item) pair. The shift is the user's largest
+  logit over all relations, which keeps the products plain; a chunk where that makes some
+  denominator underflow (logits far apart) is redone with the largest logit among each item's
+  own relations as the shift, so the scores equal `_represent`'s up to rounding.
   """
   ent, rel, has = table
   e, layer = params["entity"], params["layers"][0]
@@ -156,9 +158,26 @@ def _one_hop_scorer(params, table, u: jax.Array, n_rel: int):
   def scores(ids):                                         # [B, chunk]
     own = e[ids] @ layer["W"] + layer["b"]                 # [C, d]
     onehot = jax.nn.one_hot(rel[ids], n_rel) * has[ids][:, None, None]   # [C, K, R]
-    by_rel = jnp.einsum("ckr,ckd->crd", onehot, e[ent[ids]] @ layer["W"])
-    num = jnp.einsum("br,crd->bcd", w, by_rel)
-    den = w @ onehot.sum(1).T                              # [B, C]
-    x = jnp.tanh(own + num / jnp.maximum(den, jnp.finfo(den.dtype).tiny)[..., None])
-    return jnp.einsum("bd,bcd->bc", u, x)
+    by_rel = jnp.einsum("ckr,ckd->crd", onehot, e[ent[ids]] @ layer["W"])   # [C, R, d]
+    count = onehot.sum(1)                                  # [C, R]
+    den = w @ count.T                                      # [B, C]; 0 for items without edges
+    tiny = jnp.finfo(den.dtype).tiny / jnp.finfo(den.dtype).eps
+    underflow = jnp.any((den < tiny) & has[ids][None])
+
+    def score(agg):                                        # [B, C, d] -> [B, C]
+      return jnp.einsum("bd,bcd->bc", u, jnp.tanh(own + agg))
+
+    def per_user_shift():
+      return score(jnp.einsum("br,crd->bcd", w, by_rel) / jnp.maximum(den, tiny)[..., None])
+
+    def per_item_shift():
+      present = count > 0                                  # [C, R]
+      top = jnp.max(jnp.where(present, logits[:, None], -jnp.inf), -1, keepdims=True)
+      a = jnp.where(present, jnp.exp(logits[:, None] - jnp.where(present.any(-1)[:, None], top,
+                                                                   0)), 0)   # [B, C, R]
+      den_item = jnp.einsum("bcr,cr->bc", a, count)
+      return score(jnp.einsum("bcr,crd->bcd", a, by_rel)
+                   / jnp.maximum(den_item, tiny)[..., None])
+
+    return jax.lax.cond(underflow, per_item_shift, per_user_shift)
   return scores
