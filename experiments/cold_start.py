@@ -26,7 +26,6 @@ import sys
 
 import matplotlib
 import numpy as np
-import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,7 +34,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import runs  # noqa: E402
 import table2  # noqa: E402
 from kgax import evaluate, inference, sampling, train  # noqa: E402
-from kgax.data import io, load  # noqa: E402
+from kgax.data import io, load, movielens  # noqa: E402
 
 MODELS = ("mf", "kgat", "kgat_ax")
 COLD = 0.1
@@ -63,21 +62,14 @@ def tagged_test_pairs(run: inference.Run) -> np.ndarray:
   is linked through a tag node whatever the split.
   """
   folder = pathlib.Path(run.config.data.name)
-  if (folder / "tags.csv").is_file():   # read as kgax's MovieLens reader reads them
-    tags = io.read_table(folder / "tags.csv", {"userId": "id", "movieId": "id", "tag": "str?",
-                                               "timestamp": "int"}, header="check")
-  elif (folder / "tags.dat").is_file():
-    tags = io.read_table(folder / "tags.dat", {"userId": "id", "movieId": "id", "tag": "str?",
-                                               "timestamp": "int"}, sep="::", encoding="latin-1",
-                         quoted=False)
-  else:
+  tags = movielens.read_tags(folder)
+  if tags is None:
     raise SystemExit(f"cold_start.py --untagged: no MovieLens tags file in {folder}")
-  user = pd.Series(np.arange(run.ds.n_users), index=run.ds.user_ids.astype(str))
-  item = pd.Series(np.arange(run.ds.n_items), index=run.ds.item_ids.astype(str))
-  u = user.reindex(tags["userId"].astype(str)).to_numpy()
-  i = item.reindex(tags["movieId"].astype(str)).to_numpy()
-  known = ~(np.isnan(u) | np.isnan(i))   # tags of users or movies without a rating: no pair
-  tagged = sampling.PairSet(u[known].astype(np.int64), i[known].astype(np.int64), run.ds.n_items)
+  # MovieLens readers number users and movies in increasing order of their original ids.
+  u = io.lookup(np.asarray(run.ds.user_ids).astype(np.int64), tags["user"].to_numpy())
+  i = io.lookup(np.asarray(run.ds.item_ids).astype(np.int64), tags["movie"].to_numpy())
+  known = (u >= 0) & (i >= 0)   # tags of users or movies without a rating: no pair
+  tagged = sampling.PairSet(u[known], i[known], run.ds.n_items)
   return tagged.contains(run.split.test[:, 0], run.split.test[:, 1])
 
 

@@ -123,30 +123,25 @@ def _csv_release(path: pathlib.Path) -> _Release:
   read = lambda f, cols: io.read_table(path / f, cols, header="check")
   ratings = _ratings(read("ratings.csv", {"userId": "id", "movieId": "id", "rating": "float",
                                          "timestamp": "int"}), "userId", "movieId", "rating")
-  movies = genres = tags = None
+  movies = genres = None
   if (path / "movies.csv").exists():
     df = read("movies.csv", {"movieId": "id", "title": "str?", "genres": "str?"})
     movies = pd.DataFrame({"movie": df["movieId"], "title": df["title"],
                            "year": df["title"].str.extract(_YEAR)[0].fillna("")})
     genres = _genre_lists(df["movieId"], df["genres"])
-  if (path / "tags.csv").exists():
-    df = read("tags.csv", {"userId": "id", "movieId": "id", "tag": "str?", "timestamp": "int"})
-    tags = df.rename(columns={"userId": "user", "movieId": "movie"})[["user", "movie", "tag"]]
-  return _Release(ratings, movies, genres, tags, None)
+  return _Release(ratings, movies, genres, read_tags(path), None)
 
 
 def _dat_release(path: pathlib.Path) -> _Release:
   read = lambda f, cols: io.read_table(path / f, cols, sep="::", encoding="latin-1", quoted=False)
   ratings = _ratings(read("ratings.dat", {"user": "id", "movie": "id", "rating": "float",
                                          "timestamp": "int"}), "user", "movie", "rating")
-  movies = genres = tags = users = None
+  movies = genres = users = None
   if (path / "movies.dat").exists():
     df = read("movies.dat", {"movie": "id", "title": "str?", "genres": "str?"})
     movies = df[["movie", "title"]].assign(year=df["title"].str.extract(_YEAR)[0].fillna(""))
     genres = _genre_lists(df["movie"], df["genres"])
-  if (path / "tags.dat").exists():
-    tags = read("tags.dat", {"user": "id", "movie": "id", "tag": "str?", "timestamp": "int"})
-    tags = tags[["user", "movie", "tag"]]
+  tags = read_tags(path)
   if (path / "users.dat").exists():
     df = read("users.dat", {"user": "id", "gender": "str", "age": "id", "occupation": "id",
                             "zip": "str?"})
@@ -271,6 +266,22 @@ def _genome(path: pathlib.Path, items: np.ndarray, k: int, notes: list) -> tuple
                "zero-relevance tags left out")
   return ("genome", item[top], False, np.asarray(tag_names, object)[tag[top]],
           relevance[top].astype(np.float32))
+
+
+def read_tags(path: str | pathlib.Path) -> pd.DataFrame | None:
+  """The tag applications of a MovieLens release (tags.csv, or tags.dat of ml-10m): a frame of
+  original user and movie ids and the tag, or None when the release has no tags file."""
+  path = pathlib.Path(path)
+  if (path / "tags.csv").exists():
+    df = io.read_table(path / "tags.csv", {"userId": "id", "movieId": "id", "tag": "str?",
+                                            "timestamp": "int"}, header="check")
+    return df.rename(columns={"userId": "user", "movieId": "movie"})[["user", "movie", "tag"]]
+  if (path / "tags.dat").exists():
+    df = io.read_table(path / "tags.dat", {"user": "id", "movie": "id", "tag": "str?",
+                                            "timestamp": "int"}, sep="::", encoding="latin-1",
+                       quoted=False)
+    return df[["user", "movie", "tag"]]
+  return None
 
 
 def _tags(tags: pd.DataFrame, users: np.ndarray, items: np.ndarray, item_tags: bool,
