@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from kgax.data import io
+from kgax.data import io, movielens
 from kgax.data.kgat import read_kgat, write_kgat
 from kgax.data.movielens import read_movielens
 from kgax.data.recbole import read_recbole
@@ -449,3 +449,15 @@ def test_real_movielens_20m_layout(raw_dir, tmp_path):
   (tmp_path / "genome-tags.csv").symlink_to(part / "genome_tags_kaggle.csv")
   again = read_movielens(tmp_path)
   np.testing.assert_array_equal(again.aux.node_names, ds.aux.node_names)
+
+
+def test_read_tags_of_both_release_formats(tmp_path):
+  assert movielens.read_tags(tmp_path) is None
+  (tmp_path / "tags.dat").write_text("5::30::Dark::1\n6::10::funny::2\n", encoding="latin-1")
+  dat = movielens.read_tags(tmp_path)
+  assert dat.values.tolist() == [[5, 30, "Dark"], [6, 10, "funny"]]
+  (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n7,30,x,1\n")
+  assert movielens.read_tags(tmp_path).values.tolist() == [[7, 30, "x"]]   # csv first
+  (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n7,abc,x,1\n")
+  with pytest.raises(DataError, match="tags.csv"):
+    movielens.read_tags(tmp_path)
