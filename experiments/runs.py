@@ -19,6 +19,7 @@ import pathlib
 import sys
 import time
 
+import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -88,7 +89,6 @@ def cost(summary: dict) -> str:
 
 def hardware() -> str:
   """Where the runs were summarised: device kind and count, CPU cores, jax version."""
-  import jax   # noqa: PLC0415 (kgax.train has imported it already)
   devices = jax.devices()
   kind = devices[0].platform
   if devices[0].device_kind != kind:
