@@ -58,6 +58,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.attend_users = True
   c.model.attend_items = True
   c.model.message_dropout = 0.1
+  c.model.node_dropout = 0.0         # KGAT's node dropout: each CKG edge dropped with this
+                                     # probability per training step (kept ones scaled up)
   c.model.leaky_slope = 0.2
   c.model.drop_target_edges = False  # CF steps propagate without the batch's own (user, item)
                                      # edges, both directions

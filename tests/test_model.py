@@ -58,9 +58,11 @@ def _leaky(x, s):
   return np.where(x > 0, x, s * x)
 
 
-def _reference(params, g, m, drop=frozenset()):
+def _reference(params, g, m, drop=frozenset(), scale=None):
   """Dense, per-edge, loop-based forward pass written straight from SPEC 2.2-2.4; the messages of
-  the (h, r, t) edges in `drop` are removed after the softmax."""
+  the (h, r, t) edges in `drop` are removed after the softmax, those in `scale` multiplied by
+  their factor."""
+  scale = scale or {}
   p = jax.tree.map(np.asarray, params)
   n = g.n_nodes
   x = p["node"].copy()
@@ -108,7 +110,8 @@ def _reference(params, g, m, drop=frozenset()):
     for h in np.unique(H):
       e = np.flatnonzero(H == h)
       w = np.exp(logits[e] - logits[e].max())
-      keep = np.array([(h, R[k], T[k]) not in drop for k in e], float)
+      keep = np.array([scale.get((h, R[k], T[k]), float((h, R[k], T[k]) not in drop))
+                       for k in e])
       agg[h] = (w / w.sum() * keep) @ msgs[e]
     if m.aggregator == "bi":
       x = (_leaky((x + agg) @ layer["Wa"] + layer["ba"], m.leaky_slope)
@@ -197,6 +200,33 @@ def test_dropping_target_edges_matches_reference():
   assert abs(got - loss(_reference(params, g, c.model))) > 1e-6   # the edges mattered
 
 
+def test_node_dropout_matches_reference():
+  """node_dropout: one Bernoulli mask over the edges for the whole pass, kept messages scaled by
+  1 / (1 - p) after the softmax; the evaluation pass (rng None) is unaffected."""
+  p_drop = 0.4
+  c = _config("kgat_ax", message_dropout=0.0, node_dropout=p_drop)
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(6), c.model, g))
+  z, pis = model.propagate(params, g, c.model, rng=jax.random.key(3), return_attention=True)
+  _, pis0 = model.propagate(params, g, c.model, return_attention=True)
+  real = np.asarray(g.weights) > 0
+  kept = np.asarray(pis)[0][real] > 0
+  assert 0 < (~kept).sum() < kept.size                     # some dropped, some kept
+  for layer in range(len(c.model.layers)):                 # the same mask in every layer
+    np.testing.assert_array_equal(np.asarray(pis)[layer][real] > 0, kept)
+  edges = zip(*(np.asarray(a)[real] for a in (g.heads, g.relations, g.tails)))
+  up = float(np.float32(1) / np.float32(1 - p_drop))     # the graph's weights are float32
+  scale = {e: (up if k else 0.0) for e, k in zip(edges, kept)}
+  np.testing.assert_allclose(np.asarray(z)[:g.sink],
+                             _reference(params, g, c.model, scale=scale)[:g.sink],
+                             rtol=1e-9, atol=1e-9)
+  np.testing.assert_allclose(np.asarray(pis)[0][real][kept],     # first layer: same inputs
+                             np.asarray(pis0)[0][real][kept] * up, rtol=1e-12)
+  np.testing.assert_allclose(np.asarray(model.propagate(params, g, c.model))[:g.sink],
+                             _reference(params, g, c.model)[:g.sink], rtol=1e-9, atol=1e-9)
+
+
 def test_find_edges_locates_every_edge():
   ds = _dataset()
   g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
@@ -265,4 +295,7 @@ def test_identity_aggregator_starts_as_truncated_sum(aggregator):
 def test_bad_switch_value_is_named():
   c = _config("kgat_ax", attention="dot")
   with pytest.raises(ValueError, match="config.model.attention='dot'"):
+    model.check_config(c.model)
+  c = _config("kgat_ax", node_dropout=1.0)
+  with pytest.raises(ValueError, match="config.model.node_dropout=1.0: expected"):
     model.check_config(c.model)

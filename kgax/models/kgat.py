@@ -32,8 +32,9 @@ def check_config(m: ml_collections.ConfigDict) -> None:
       raise ValueError(f"config.model.{field}={m[field]!r}: expected one of {allowed}")
   if not m.layers or any(int(s) <= 0 for s in m.layers):
     raise ValueError(f"config.model.layers={m.layers!r}: expected positive layer sizes")
-  if not 0.0 <= m.message_dropout < 1.0:
-    raise ValueError(f"config.model.message_dropout={m.message_dropout}: expected [0, 1)")
+  for field in ("message_dropout", "node_dropout"):
+    if not 0.0 <= m.get(field, 0.0) < 1.0:
+      raise ValueError(f"config.model.{field}={m[field]}: expected [0, 1)")
 
 
 def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
@@ -151,12 +152,22 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
               return_attention: bool = False, drop_edges: jax.Array | None = None):
   """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)].
 
-  `rng` enables message dropout (training); None is the deterministic evaluation pass.
-  With `return_attention`, also returns the attention weights pi of every layer: [L, E].
-  `drop_edges` [M]: edge indices whose messages are removed (weight 0 after the softmax).
+  `rng` enables message dropout and node dropout (training); None is the deterministic
+  evaluation pass. With `return_attention`, also returns the attention weights pi of every
+  layer: [L, E]. `drop_edges` [M]: edge indices whose messages are removed (weight 0 after the
+  softmax).
+
+  Node dropout is KGAT's: each edge of the attentive adjacency is dropped with probability
+  m.node_dropout for the whole forward pass (all layers) and the kept ones are scaled by
+  1 / (1 - p), after the softmax, so a node's expected message is unchanged.
   """
   n, heads, tails = graph.n_nodes, graph.heads, graph.tails
   weights = graph.weights if drop_edges is None else graph.weights.at[drop_edges].set(0.0)
+  node_dropout = m.get("node_dropout", 0.0)
+  if rng is not None and node_dropout > 0:
+    rng, edge_rng = jax.random.split(rng)
+    keep = jax.random.bernoulli(edge_rng, 1.0 - node_dropout, heads.shape)
+    weights = jnp.where(keep, weights / (1.0 - node_dropout), 0.0)
   x = fuse(params, graph, m, params["node"])
   outs = [x]
   uniform = _uniform_mask(graph, m)
