@@ -6,6 +6,13 @@
 Measures, after a compile warm-up: seconds per CF step and per KG step, seconds per training epoch
 (CF phase + KG phase, sampling included), one full-ranking evaluation of all test users, compile
 time, peak host RSS and peak device memory; prints a markdown row and writes JSON.
+
+    python experiments/bench.py --config ... --plan [--out PLAN.json]
+
+compiles the CF chunk, the KG chunk and the evaluation's propagation without running them and
+prints XLA's buffer assignment for each on the current backend (arguments, outputs, temporaries):
+whether a dataset fits a device before it is used. The figures are the compiler's for the backend
+it runs on; another backend fuses differently, so a plan made on CPU is an estimate for a GPU.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from kgax import config as config_lib, evaluate, sharding, train  # noqa: E402
+from kgax import config as config_lib, evaluate, models, sharding, train  # noqa: E402
 
 
 def _block(tree):
@@ -109,6 +116,64 @@ def bench(cfg, epochs: int = 1) -> dict:
   }
 
 
+def _buffers(jitted, *args) -> dict:
+  """XLA's memory analysis of one compiled function: bytes of arguments, outputs, outputs that
+  reuse (donated) arguments, temporaries, and their peak sum."""
+  stats = jitted.lower(*args).compile().memory_analysis()
+  if stats is None:
+    return {}
+  out = {"arguments": int(stats.argument_size_in_bytes),
+         "outputs": int(stats.output_size_in_bytes),
+         "aliased": int(stats.alias_size_in_bytes),
+         "temporaries": int(stats.temp_size_in_bytes)}
+  out["peak"] = out["arguments"] + out["outputs"] - out["aliased"] + out["temporaries"]
+  return out
+
+
+def plan(cfg) -> dict:
+  """Compiles without running: XLA's buffer sizes for a CF chunk, a KG chunk and the evaluation's
+  propagation (see the module docstring)."""
+  t0 = time.time()
+  ds, split, graph = train.setup(cfg)
+  t_data = time.time() - t0
+  mesh = sharding.make_mesh()
+  sampler = train.make_sampler(cfg, ds, split, graph)
+  cf_fn, kg_fn = train.make_step_fns(cfg, mesh, sampler.steps)
+  state = jax.eval_shape(lambda: train.init_state(cfg, graph))
+  params, spc = state["params"], cfg.train.steps_per_call
+  cf, kg = sampler(0)
+  cf, kg = train._chunks(cf, spc)[0], train._chunks(kg, spc)[0]
+  zeros = np.zeros((*cf.shape[:2], 4), np.int32)
+  t0 = time.time()
+  res = {"cf_chunk": _buffers(cf_fn, params, state["opt_cf"], graph, cf, zeros,
+                              jax.random.key(0)),
+         "kg_chunk": _buffers(kg_fn, params, state["opt_kg"], graph, kg)}
+  model_lib = models.get(cfg.model.name)
+  if hasattr(model_lib, "user_item_embeddings"):
+    embed = jax.jit(lambda p, g: model_lib.user_item_embeddings(p, g, cfg.model))
+    res["evaluation_propagation"] = _buffers(embed, params, graph)
+  return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+          "train": len(split.train), "nodes": graph.n_nodes, "edges": graph.n_real_edges,
+          "model": cfg.model.name, "variant": cfg.model.get("variant"),
+          "batch_size": cfg.train.batch_size, "steps_per_chunk": int(cf.shape[0]),
+          "layers": list(cfg.model.layers), "backend": jax.default_backend(),
+          "device": jax.devices()[0].device_kind, "jax": jax.__version__,
+          "data_seconds": t_data, "compile_seconds": time.time() - t0, "buffers": res}
+
+
+def plan_table(res: dict) -> str:
+  gb = lambda b: f"{b / 2**30:.2f}"
+  rows = [f"XLA buffers on {res['device']} ({res['backend']}), {res['dataset']}: "
+          f"{res['edges']:,} CKG edges, {res['nodes']:,} nodes, batch {res['batch_size']}",
+          "", "| function | arguments GiB | outputs GiB | aliased GiB | temporaries GiB | peak GiB |",
+          "|---|---|---|---|---|---|"]
+  for name, b in res["buffers"].items():
+    if b:
+      rows.append(f"| {name} | {gb(b['arguments'])} | {gb(b['outputs'])} | {gb(b['aliased'])} | "
+                  f"{gb(b['temporaries'])} | {gb(b['peak'])} |")
+  return "\n".join(rows)
+
+
 def markdown_row(res: dict) -> str:
   gb = lambda b: "-" if b is None else f"{b / 2**30:.2f}"
   return (f"| {res['dataset']} | {res['device']} x{res['n_devices']} | {res['edges']:,} | "
@@ -129,12 +194,18 @@ def main(argv=None):
   p.add_argument("--config", required=True)
   p.add_argument("--epochs", type=int, default=1,
                  help="full epochs to time (0: estimate from the step times)")
+  p.add_argument("--plan", action="store_true",
+                 help="compile only and print XLA's buffer sizes (fits in device memory?)")
   p.add_argument("--out", default=None)
   args = p.parse_args(rest)
   cfg = config_lib.apply_overrides(config_lib.load_file(args.config), overrides)
-  res = bench(cfg, args.epochs)
-  print(HEADER)
-  print(markdown_row(res))
+  if args.plan:
+    res = plan(cfg)
+    print(plan_table(res))
+  else:
+    res = bench(cfg, args.epochs)
+    print(HEADER)
+    print(markdown_row(res))
   if args.out:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

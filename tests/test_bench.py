@@ -24,6 +24,20 @@ def test_bench_reports_every_figure(tmp_path, capsys):
   assert "| dataset |" in table and res["dataset"] in table
 
 
+def test_plan_reports_xla_buffers(tmp_path, capsys):
+  """--plan compiles without running and reports each function's buffers; the peak adds them up,
+  and the donated parameters and optimizer state are reused by the chunk's outputs."""
+  out = tmp_path / "p.json"
+  res = bench.main([f"--config={REPO / 'configs' / 'test.py'}", "--plan", "--out", str(out)])
+  assert json.loads(out.read_text()) == res
+  assert set(res["buffers"]) == {"cf_chunk", "kg_chunk", "evaluation_propagation"}
+  for name, b in res["buffers"].items():
+    assert b["arguments"] > 0 and b["temporaries"] > 0, name
+    assert b["peak"] == b["arguments"] + b["outputs"] - b["aliased"] + b["temporaries"]
+  assert 0 < res["buffers"]["cf_chunk"]["aliased"] <= res["buffers"]["cf_chunk"]["outputs"]
+  assert "| cf_chunk |" in capsys.readouterr().out
+
+
 def test_plot_curves_writes_png(tmp_path, capsys):
   import plot_curves
   run = tmp_path / "run"
