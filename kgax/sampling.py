@@ -33,11 +33,13 @@ def _draw(rng, a, known: PairSet, n: int, values: np.ndarray | None = None) -> n
   (a[k], draw) is a known pair."""
   pick = (lambda i: i) if values is None else (lambda i: values[i])
   draw = rng.integers(0, n, len(a))
+  todo = np.arange(len(a))          # only redrawn entries need checking again
   for _ in range(_MAX_REDRAWS):
-    bad = known.contains(a, pick(draw))
-    if not bad.any():
+    bad = todo[known.contains(a[todo], pick(draw[todo]))]
+    if not len(bad):
       break
-    draw[bad] = rng.integers(0, n, bad.sum())
+    draw[bad] = rng.integers(0, n, len(bad))
+    todo = bad
   return pick(draw)
 
 

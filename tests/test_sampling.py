@@ -46,6 +46,27 @@ def test_cf_epoch_draws_negatives_from_the_candidates_only():
     sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known, np.array([], int))
 
 
+def test_redraws_match_redrawing_every_rejected_draw():
+  """_draw re-checks only the entries it redrew; the draws are the same as a loop that re-checks
+  every entry each round (the rejected ones, in the same order, get the same fresh numbers)."""
+  rng = np.random.default_rng(0)
+  a, b = rng.integers(0, 200, 3000), rng.integers(0, 50, 3000)   # ~1/4 of the pairs known
+  known = sampling.PairSet(a, b, 50)
+
+  def reference(gen):
+    draw = gen.integers(0, 50, len(a))
+    for _ in range(sampling._MAX_REDRAWS):
+      bad = known.contains(a, draw)
+      if not bad.any():
+        break
+      draw[bad] = gen.integers(0, 50, bad.sum())
+    return draw
+
+  got = sampling._draw(np.random.default_rng(5), a, known, 50)
+  np.testing.assert_array_equal(got, reference(np.random.default_rng(5)))
+  assert not known.contains(a, got).any()
+
+
 def test_kg_epoch_negatives_are_not_graph_triples():
   rng = np.random.default_rng(0)
   h, r, t = rng.integers(0, 50, 400), rng.integers(0, 3, 400), rng.integers(0, 50, 400)
