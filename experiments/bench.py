@@ -4,8 +4,9 @@
         [--config.train.batch_size=1024] [--epochs 1] [--out docs/bench/NAME.json]
 
 Measures, after a compile warm-up: seconds per CF step and per KG step, seconds per training epoch
-(CF phase + KG phase, sampling included), one full-ranking evaluation of all test users, compile
-time, peak host RSS and peak device memory; prints a markdown row and writes JSON.
+(CF phase + KG phase, sampling included: as in training, the next epoch is sampled on a host
+thread during this one), one full-ranking evaluation of all test users, compile time, peak host
+RSS and peak device memory; prints a markdown row and writes JSON.
 
     python experiments/bench.py --config ... --plan [--out PLAN.json]
 
@@ -52,8 +53,11 @@ def bench(cfg, epochs: int = 1) -> dict:
   params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
   spc = cfg.train.steps_per_call
 
+  prefetch = train.Prefetch(sampler, 0, epochs + 1)   # as in training: the next epoch's
+                                                      # batches are drawn during this one's steps
+
   def sample(epoch):
-    cf, kg = sampler(epoch)
+    cf, kg = prefetch(epoch)
     return train._chunks(cf, spc), train._chunks(kg, spc)
 
   cf, kg = sample(0)
@@ -87,6 +91,7 @@ def bench(cfg, epochs: int = 1) -> dict:
     _block(params)
     epoch_s.append(time.time() - t0)
 
+  prefetch.close()
   ev = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
                           np.concatenate([split.train, split.valid]), ks=tuple(cfg.eval.ks),
                           batch_size=cfg.eval.batch_size, metrics=evaluate.RANKING_METRICS)

@@ -11,6 +11,7 @@ Workdir layout:
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import pathlib
 import time
@@ -194,6 +195,33 @@ def make_sampler(config, ds, split, graph: Graph):
   kg_steps = chunked_steps(sampling.steps_per_epoch(len(heads), config.train.kg_batch_size), spc)
   sample.steps = (cf_steps, cf_steps if joint else kg_steps)   # optimizer steps per epoch
   return sample
+
+
+class Prefetch:
+  """`sample(epoch)` with the next epoch (up to `stop`) drawn on a background thread while the
+  device trains on this one; numpy releases the GIL in the sorting and searching that dominate
+  sampling, so on an accelerator the host's sampling hides behind the device's steps. Epochs
+  are seeded independently: the batches are the same as calling `sample` in order."""
+
+  def __init__(self, sample, start: int, stop: int):
+    self._sample, self._stop = sample, stop
+    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kgax-sample")
+    self._next = None
+    self._submit(start)
+
+  def _submit(self, epoch: int):
+    self._next = (epoch, self._pool.submit(self._sample, epoch)) if epoch < self._stop else None
+
+  def __call__(self, epoch: int):
+    if self._next is not None and self._next[0] == epoch:
+      batches = self._next[1].result()
+    else:
+      batches = self._sample(epoch)
+    self._submit(epoch + 1)
+    return batches
+
+  def close(self):
+    self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def make_step_fns(config, mesh, steps_per_epoch: tuple[int, int] = (1, 1)):
@@ -394,65 +422,69 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if int(state["bad_evals"]) >= config.train.patience:
     epochs = start_epoch   # this run already stopped early: go straight to the final evaluation
   bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
-  for epoch in range(start_epoch, epochs):
-    t0 = time.time()
-    cf_batches, kg_batches = sample(epoch)
-    rng = jax.random.fold_in(jax.random.key(config.seed), epoch)
-    params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
-    cf_chunks = _chunks(cf_batches, spc)
-    kg_for_cf = (_chunks(kg_batches, spc) if joint_kg
-                 else np.zeros((*cf_chunks.shape[:3], 4), np.int32))
-    cf_losses = []
-    for c in range(cf_chunks.shape[0]):
-      params, opt_cf, losses = cf_fn(params, opt_cf, graph, cf_chunks[c], kg_for_cf[c],
-                                     jax.random.fold_in(rng, c))
-      cf_losses.append(losses)
-    cf_losses = np.asarray(jnp.concatenate(cf_losses))   # one host sync per epoch phase
-    _check_finite(cf_losses, "CF", epoch)
-    kg_loss = None
-    if use_kg_phase:
-      kg_losses = []
-      for chunk in _chunks(kg_batches, spc):
-        params, opt_kg, losses = kg_fn(params, opt_kg, graph, chunk)
-        kg_losses.append(losses)
-      kg_losses = np.asarray(jnp.concatenate(kg_losses))
-      _check_finite(kg_losses, "KG", epoch)
-      kg_loss = float(kg_losses.mean())
-    state = dict(state, params=params, opt_cf=opt_cf, opt_kg=opt_kg,
-                 epoch=jnp.asarray(epoch + 1, jnp.int32))
-    epoch_times.append(time.time() - t0)
-    row = {"epoch": epoch + 1, "cf_loss": float(cf_losses.mean()), "kg_loss": kg_loss,
-           "epoch_seconds": epoch_times[-1], "wall": time.time() - t_start}
-    bar.set_postfix(cf=f"{row['cf_loss']:.4f}", kg="-" if kg_loss is None else f"{kg_loss:.4f}")
-    log.write(**row)
+  prefetch = Prefetch(sample, start_epoch, epochs)
+  try:
+    for epoch in range(start_epoch, epochs):
+      t0 = time.time()
+      cf_batches, kg_batches = prefetch(epoch)
+      rng = jax.random.fold_in(jax.random.key(config.seed), epoch)
+      params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
+      cf_chunks = _chunks(cf_batches, spc)
+      kg_for_cf = (_chunks(kg_batches, spc) if joint_kg
+                   else np.zeros((*cf_chunks.shape[:3], 4), np.int32))
+      cf_losses = []
+      for c in range(cf_chunks.shape[0]):
+        params, opt_cf, losses = cf_fn(params, opt_cf, graph, cf_chunks[c], kg_for_cf[c],
+                                       jax.random.fold_in(rng, c))
+        cf_losses.append(losses)
+      cf_losses = np.asarray(jnp.concatenate(cf_losses))   # one host sync per epoch phase
+      _check_finite(cf_losses, "CF", epoch)
+      kg_loss = None
+      if use_kg_phase:
+        kg_losses = []
+        for chunk in _chunks(kg_batches, spc):
+          params, opt_kg, losses = kg_fn(params, opt_kg, graph, chunk)
+          kg_losses.append(losses)
+        kg_losses = np.asarray(jnp.concatenate(kg_losses))
+        _check_finite(kg_losses, "KG", epoch)
+        kg_loss = float(kg_losses.mean())
+      state = dict(state, params=params, opt_cf=opt_cf, opt_kg=opt_kg,
+                   epoch=jnp.asarray(epoch + 1, jnp.int32))
+      epoch_times.append(time.time() - t0)
+      row = {"epoch": epoch + 1, "cf_loss": float(cf_losses.mean()), "kg_loss": kg_loss,
+             "epoch_seconds": epoch_times[-1], "wall": time.time() - t_start}
+      bar.set_postfix(cf=f"{row['cf_loss']:.4f}", kg="-" if kg_loss is None else f"{kg_loss:.4f}")
+      log.write(**row)
 
-    last = epoch + 1 == epochs
-    if (epoch + 1) % config.train.eval_every == 0 or last:
-      metrics = evaluate_fn(state["params"], valid_eval)
-      value = metrics[config.train.select_metric]
-      improved = value > float(state["best"])
-      state = dict(state, best=jnp.asarray(max(value, float(state["best"])), jnp.float32),
-                   best_epoch=jnp.asarray(epoch + 1 if improved else int(state["best_epoch"]),
-                                          jnp.int32),
-                   bad_evals=jnp.asarray(0 if improved else int(state["bad_evals"]) + 1,
-                                         jnp.int32))
-      log.write(epoch=epoch + 1, split="valid", wall=time.time() - t_start, **metrics)
-      if config.train.log_test:   # reporting only (time-to-quality curves); never for selection
-        log.write(epoch=epoch + 1, split="test", wall=time.time() - t_start,
-                  **evaluate_fn(state["params"], test_curve_eval))
-      tqdm.write(f"epoch {epoch + 1}: valid {config.train.select_metric} {value:.4f}"
-                 f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
-      ckpt.save(epoch + 1, state, value if improved else None)
-      if int(state["bad_evals"]) >= config.train.patience:
-        tqdm.write(f"early stopping at epoch {epoch + 1}")
-        bar.update(1)
-        break
-    bar.update(1)
-    if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
-      bar.close()
-      ckpt.save(epoch + 1, state, None)
-      ckpt.wait()
-      return {}
+      last = epoch + 1 == epochs
+      if (epoch + 1) % config.train.eval_every == 0 or last:
+        metrics = evaluate_fn(state["params"], valid_eval)
+        value = metrics[config.train.select_metric]
+        improved = value > float(state["best"])
+        state = dict(state, best=jnp.asarray(max(value, float(state["best"])), jnp.float32),
+                     best_epoch=jnp.asarray(epoch + 1 if improved else int(state["best_epoch"]),
+                                            jnp.int32),
+                     bad_evals=jnp.asarray(0 if improved else int(state["bad_evals"]) + 1,
+                                           jnp.int32))
+        log.write(epoch=epoch + 1, split="valid", wall=time.time() - t_start, **metrics)
+        if config.train.log_test:   # reporting only (time-to-quality curves); never for selection
+          log.write(epoch=epoch + 1, split="test", wall=time.time() - t_start,
+                    **evaluate_fn(state["params"], test_curve_eval))
+        tqdm.write(f"epoch {epoch + 1}: valid {config.train.select_metric} {value:.4f}"
+                   f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
+        ckpt.save(epoch + 1, state, value if improved else None)
+        if int(state["bad_evals"]) >= config.train.patience:
+          tqdm.write(f"early stopping at epoch {epoch + 1}")
+          bar.update(1)
+          break
+      bar.update(1)
+      if stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs:
+        bar.close()
+        ckpt.save(epoch + 1, state, None)
+        ckpt.wait()
+        return {}
+  finally:
+    prefetch.close()
   bar.close()
   ckpt.save(int(state["epoch"]), state, None)
   ckpt.wait()

@@ -291,6 +291,24 @@ def test_chunks_pad_little_and_cover_every_step(n, size, calls, length):
   assert len(steps) - n == calls * length - n < calls  # fewer repeats than calls
 
 
+def test_prefetch_returns_the_epochs_in_order_and_stops_at_the_last():
+  import threading
+  calls, main = [], threading.get_ident()
+
+  def sample(epoch):
+    calls.append((epoch, threading.get_ident() == main))
+    return np.full(3, epoch)
+
+  prefetch = train.Prefetch(sample, 2, 5)
+  got = [int(prefetch(e)[0]) for e in (2, 3, 4)]
+  assert int(prefetch(7)[0]) == 7          # not the prefetched epoch: drawn here, not lost
+  prefetch.close()
+  assert got == [2, 3, 4]
+  # 2, 3, 4 on the worker thread; 5 was never drawn (the stop); 7 on the caller's thread.
+  assert sorted(e for e, on_main in calls if not on_main) == [2, 3, 4]
+  assert [e for e, on_main in calls if on_main] == [7]
+
+
 def test_cosine_schedule_warms_up_and_decays():
   cfg = _test_config(**{"optim.lr_schedule": "cosine", "optim.warmup_epochs": 1,
                         "optim.final_lr_fraction": 0.1, "train.epochs": 4})
