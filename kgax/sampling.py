@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 _MAX_REDRAWS = 50
+_SORT_QUERIES = 1 << 16
 
 
 class PairSet:
@@ -24,7 +25,13 @@ class PairSet:
 
   def contains(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     q = np.asarray(a, np.int64) * self.width + np.asarray(b, np.int64)
-    pos = np.minimum(np.searchsorted(self.keys, q), len(self.keys) - 1)
+    if q.size > _SORT_QUERIES:   # binary searches in key order walk memory forwards: sorting
+      order = np.argsort(q)      # the queries first is several times faster on large epochs
+      pos = np.empty(q.shape, np.intp)
+      pos[order] = np.searchsorted(self.keys, q[order])
+    else:
+      pos = np.searchsorted(self.keys, q)
+    pos = np.minimum(pos, len(self.keys) - 1)
     return self.keys[pos] == q if len(self.keys) else np.zeros(q.shape, bool)
 
 

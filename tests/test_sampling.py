@@ -46,6 +46,18 @@ def test_cf_epoch_draws_negatives_from_the_candidates_only():
     sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known, np.array([], int))
 
 
+@pytest.mark.parametrize("n_queries", [500, 200_000])   # plain and sorted-query searches
+def test_pair_set_membership_matches_a_python_set(n_queries):
+  rng = np.random.default_rng(1)
+  a, b = rng.integers(0, 300, 30_000), rng.integers(0, 70, 30_000)
+  known = sampling.PairSet(a, b, 70)
+  qa, qb = rng.integers(0, 301, n_queries), rng.integers(0, 70, n_queries)
+  want = set(zip(a.tolist(), b.tolist()))
+  got = known.contains(qa, qb)
+  np.testing.assert_array_equal(got, [p in want for p in zip(qa.tolist(), qb.tolist())])
+  assert got.any() and not got.all()
+
+
 def test_redraws_match_redrawing_every_rejected_draw():
   """_draw re-checks only the entries it redrew; the draws are the same as a loop that re-checks
   every entry each round (the rejected ones, in the same order, get the same fresh numbers)."""
