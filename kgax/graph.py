@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kgax.data.types import Dataset
+from kgax.sampling import distinct
 
 
 @flax.struct.dataclass
@@ -124,11 +125,10 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   if options.inverse:
     h, r, t = np.r_[h, t], np.r_[r, r + n_fwd], np.r_[t, h]
   # One edge per (h, r, t): duplicates would double a message's weight.
-  key = np.unique((h * (2 * n_fwd) + r) * n_nodes + t)
+  # The keys grow with (h, r, t), so the unique keys are the edges in (h, r, t) order.
+  key = distinct((h * (2 * n_fwd) + r) * n_nodes + t)
   t, hr = key % n_nodes, key // n_nodes
   h, r = hr // (2 * n_fwd), hr % (2 * n_fwd)
-  order = np.lexsort((t, r, h))
-  h, r, t = h[order], r[order], t[order]
   n_real = len(h)
   n_pad = _pad(n_real, options.pad_to) - n_real
   weights = np.r_[np.ones(n_real, np.float32), np.zeros(n_pad, np.float32)]
@@ -144,14 +144,22 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   f_node = np.r_[aux.node + aux_start, np.full(n_fpad, sink, np.int64)]
   f_w = np.r_[w, np.zeros(n_fpad)].astype(np.float32)
   f_order = np.argsort(f_owner, kind="stable")
-  relation_order = np.argsort(r, kind="stable")
+  # Stable argsorts; relation ids fit int16, for which numpy's stable sort is a radix sort.
+  relation_order = np.argsort(r.astype(np.int16 if 2 * n_fwd < 2**15 else np.int64),
+                              kind="stable")
   tail_order = np.argsort(t, kind="stable")
 
-  def pairs(nodes):
-    keys, index = np.unique(r * n_nodes + nodes, return_inverse=True)   # sorted by relation
-    sizes = tuple(int(c) for c in np.bincount(keys // n_nodes, minlength=2 * n_fwd))
-    return keys % n_nodes, index, sizes
-  hp_nodes, hp_index, hp_sizes = pairs(h)
+  # Distinct (head, relation) pairs, sorted by (relation, head), and each edge's pair: the edges
+  # are in (h, r) order, so a pair is a run of edges; only the runs are sorted.
+  run = np.r_[True, (h[1:] != h[:-1]) | (r[1:] != r[:-1])]
+  run_id = np.cumsum(run) - 1
+  pair_key = r[run] * n_nodes + h[run]
+  by_relation = np.argsort(pair_key)
+  rank = np.empty_like(by_relation)
+  rank[by_relation] = np.arange(len(by_relation))
+  hp_nodes, hp_index = pair_key[by_relation] % n_nodes, rank[run_id]
+  hp_sizes = tuple(int(c) for c in np.bincount(pair_key[by_relation] // n_nodes,
+                                                minlength=2 * n_fwd))
   relation_sizes = tuple(int(c) for c in np.bincount(r, minlength=2 * n_fwd))
 
   i32 = lambda x: jnp.asarray(x, jnp.int32)

@@ -105,7 +105,10 @@ def test_graph_layout():
   # Edges grouped by relation: the permutation lists each relation's edges contiguously.
   perm = np.asarray(g.relation_order)
   assert np.all(np.diff(r[perm]) >= 0)
+  assert np.all(np.diff(perm)[np.diff(r[perm]) == 0] > 0)   # stable: edge order within each
   assert list(np.bincount(r, minlength=g.n_relations)) == list(g.relation_sizes)
+  tails = np.asarray(g.tails)[np.asarray(g.tail_order)]
+  assert np.all(np.diff(tails) >= 0)
 
 
 def test_graph_without_aux_edges_or_inverses():
@@ -127,3 +130,5 @@ def test_graph_projection_pairs():
     np.testing.assert_array_equal(pair_nodes[idx], nodes)   # each edge points at its own pair
     np.testing.assert_array_equal(pair_rel[idx], r)
     assert len(set(zip(pair_nodes, pair_rel))) == len(pair_nodes)   # pairs are distinct
+    keys = list(zip(pair_rel, pair_nodes))
+    assert keys == sorted(keys)                                      # by relation, then node

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from kgax.data.types import AuxFacts, DataError, Dataset
+from kgax.sampling import distinct
 
 _MIN_PER_USER = 5      # interactions of the least active users (when the total allows)
 _MAX_USER_SHARE = 0.25  # the most active user sees at most this share of the items
@@ -194,7 +195,7 @@ def _unique_draws(rng, draw, n: int) -> np.ndarray:
   new keys); a surplus is removed uniformly at random."""
   keys, m = np.zeros(0, np.int64), n
   for _ in range(_ROUNDS):
-    merged = _distinct(np.concatenate([keys, draw(m)]))
+    merged = distinct(np.concatenate([keys, draw(m)]))
     gained, keys = len(merged) - len(keys), merged
     if len(keys) >= n or gained == 0:
       break
@@ -202,13 +203,6 @@ def _unique_draws(rng, draw, n: int) -> np.ndarray:
   if len(keys) > n:
     keys = np.delete(keys, rng.choice(len(keys), len(keys) - n, replace=False))
   return keys
-
-
-def _distinct(keys: np.ndarray) -> np.ndarray:
-  """The sorted distinct values of `keys` (sort and mask: np.unique is many times slower on
-  tens of millions of int64 in numpy 2.4)."""
-  keys = np.sort(keys)
-  return keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
 
 
 def _pools(n: int, n_groups: int, group: np.ndarray) -> np.ndarray:
