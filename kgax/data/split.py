@@ -19,10 +19,13 @@ def holdout(pairs: np.ndarray, fraction: float, seed: int, *, min_keep: int = 1
   if not 0.0 <= fraction < 1.0:
     raise DataError(f"split fraction must be in [0, 1), got {fraction}")
   rng = np.random.default_rng(seed)
-  order = np.lexsort((pairs[:, 1], pairs[:, 0]))   # canonical order first: input order is irrelevant
-  pairs = pairs[order]
+  pairs = pairs[_by_user_item(pairs)]   # canonical order first: input order is irrelevant
   keys = rng.random(len(pairs))
-  shuffled = np.lexsort((keys, pairs[:, 0]))
+  # Each user's pairs in the order of their random keys: np.lexsort((keys, users)), computed as
+  # one sort of users * n + (rank of the key), several times faster on tens of millions of pairs.
+  rank = np.empty(len(keys), np.int64)
+  rank[_stable_argsort(keys)] = np.arange(len(keys))
+  shuffled = _stable_argsort((pairs[:, 0] - pairs[:, 0].min(initial=0)) * len(keys) + rank)
   users = pairs[shuffled, 0]
   starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
   counts = np.diff(np.r_[starts, len(users)])
@@ -32,9 +35,26 @@ def holdout(pairs: np.ndarray, fraction: float, seed: int, *, min_keep: int = 1
     n_out = np.maximum(n_out, (counts >= min_keep + 1).astype(np.int64))
   n_out = np.minimum(n_out, np.maximum(counts - min_keep, 0))
   out = rank < np.repeat(n_out, counts)
-  held, kept = pairs[shuffled[out]], pairs[shuffled[~out]]
-  sort = lambda p: p[np.lexsort((p[:, 1], p[:, 0]))]
-  return sort(kept), sort(held)
+  # `pairs` is in (user, item) order, so sorted positions give sorted parts.
+  return pairs[np.sort(shuffled[~out])], pairs[np.sort(shuffled[out])]
+
+
+def _by_user_item(pairs: np.ndarray) -> np.ndarray:
+  """The stable permutation that sorts pairs [n, 2] by (user, item): np.lexsort's, by one key."""
+  if not len(pairs):
+    return np.zeros(0, np.intp)
+  lo = pairs.min(0)
+  width = int(pairs[:, 1].max() - lo[1]) + 1
+  return _stable_argsort((pairs[:, 0] - lo[0]) * width + (pairs[:, 1] - lo[1]))
+
+
+def _stable_argsort(x: np.ndarray) -> np.ndarray:
+  """np.argsort(x, kind="stable"), through the faster unstable sort when x has no ties (the
+  two then agree)."""
+  order = np.argsort(x)
+  if np.any(x[order[1:]] == x[order[:-1]]):
+    order = np.argsort(x, kind="stable")
+  return order
 
 
 def split_dataset(ds: Dataset, *, seed: int = 2026, test_fraction: float = 0.2,
