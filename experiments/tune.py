@@ -24,14 +24,28 @@ import runs  # noqa: E402
 from kgax import config as config_lib  # noqa: E402
 
 
+def _split_values(values: str) -> list[str]:
+  """"1,(64,32),x" -> ["1", "(64,32)", "x"]: commas inside brackets belong to the value."""
+  out, depth, start = [], 0, 0
+  for k, ch in enumerate(values):
+    depth += (ch in "([") - (ch in ")]")
+    if ch == "," and depth == 0:
+      out.append(values[start:k])
+      start = k + 1
+  out.append(values[start:])
+  return out
+
+
 def parse_grid(specs: list[str]) -> list[dict]:
-  """["a.b=1,2", "c=x"] -> [{"a.b": "1", "c": "x"}, {"a.b": "2", "c": "x"}]."""
+  """["a.b=1,2", "c=x"] -> [{"a.b": "1", "c": "x"}, {"a.b": "2", "c": "x"}]; a tuple value
+  keeps its commas: "model.layers=(64,),(64,32)" has two points."""
   axes = []
   for spec in specs:
     key, eq, values = spec.partition("=")
-    if not eq or not key or not values:
+    parts = _split_values(values)
+    if not eq or not key or not values or not all(parts):
       raise SystemExit(f"--grid {spec!r}: expected FIELD=V1,V2,...")
-    axes.append([(key, v) for v in values.split(",")])
+    axes.append([(key, v) for v in parts])
   return [dict(point) for point in itertools.product(*axes)]
 
 
