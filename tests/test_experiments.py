@@ -214,8 +214,8 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   # tuple values keep their commas, and reach the config as tuples
   grid = tune.parse_grid(["model.layers=(64,),(64,32)", "optim.l2=1e-2"])
   assert [p["model.layers"] for p in grid] == ["(64,)", "(64,32)"]
-  cfg = config_lib.apply_overrides(config_lib.load_file(f"{REPO}/configs/kgat_ax.py:dataset=synthetic-tiny"),
-                                   grid[1])
+  cfg = config_lib.apply_overrides(
+      config_lib.load_file(f"{REPO}/configs/kgat_ax.py:dataset=synthetic-tiny"), grid[1])
   assert tuple(cfg.model.layers) == (64, 32)
   with pytest.raises(SystemExit, match="expected FIELD=V1"):
     tune.parse_grid(["optim.l2=1e-2,,1e-3"])
