@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kgax.data import AuxFacts, DataError, Dataset
+from kgax.data import AuxFacts, DataError, Dataset, split
 from kgax.data.split import holdout, split_dataset
 from kgax.graph import GraphOptions, build_graph
 
@@ -14,34 +14,18 @@ def _pairs(n_users=50, n_items=40, seed=0):
   return np.unique(pairs, axis=0)
 
 
-def _holdout_reference(pairs, fraction, seed, min_keep=1):
-  """holdout written with np.lexsort, as the split was first defined (same seed, same bytes)."""
-  pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-  rng = np.random.default_rng(seed)
-  pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-  shuffled = np.lexsort((rng.random(len(pairs)), pairs[:, 0]))
-  users = pairs[shuffled, 0]
-  starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
-  counts = np.diff(np.r_[starts, len(users)])
-  rank = np.arange(len(users)) - np.repeat(starts, counts)
-  n_out = np.floor(fraction * counts + 0.5).astype(np.int64)
-  if fraction > 0:
-    n_out = np.maximum(n_out, (counts >= min_keep + 1).astype(np.int64))
-  n_out = np.minimum(n_out, np.maximum(counts - min_keep, 0))
-  out = rank < np.repeat(n_out, counts)
-  sort = lambda p: p[np.lexsort((p[:, 1], p[:, 0]))]
-  return sort(pairs[shuffled[~out]]), sort(pairs[shuffled[out]])
-
-
-@pytest.mark.parametrize("n, users, items", [(5000, 300, 40), (5000, 40, 2000), (30, 3, 4)])
-def test_holdout_matches_the_lexsort_definition(n, users, items):
-  """Same bytes as the lexsort formulation, duplicate pairs included."""
+@pytest.mark.parametrize("n, users, items",
+                         [(5000, 300, 40), (5000, 40, 2000), (30, 3, 4), (0, 1, 1)])
+def test_holdout_orderings_match_lexsort(n, users, items):
+  """The split's two orderings are np.lexsort's (its first definition), duplicates and tied keys
+  included, so the same seed still gives the same bytes."""
   rng = np.random.default_rng(n + users)
   pairs = np.c_[rng.integers(0, users, n), rng.integers(0, items, n)]
-  for fraction in (0.0, 0.1, 0.2):
-    for got, want in zip(holdout(pairs, fraction, 3), _holdout_reference(pairs, fraction, 3)):
-      assert got.dtype == want.dtype
-      np.testing.assert_array_equal(got, want)
+  np.testing.assert_array_equal(split._by_user_item(pairs),
+                                np.lexsort((pairs[:, 1], pairs[:, 0])))
+  for keys in (rng.random(n), rng.integers(0, 3, n).astype(float)):   # distinct / tied keys
+    np.testing.assert_array_equal(split._by_user_then(pairs[:, 0], keys),
+                                  np.lexsort((keys, pairs[:, 0])))
 
 
 def test_holdout_is_deterministic_and_per_user():

@@ -20,12 +20,7 @@ def holdout(pairs: np.ndarray, fraction: float, seed: int, *, min_keep: int = 1
     raise DataError(f"split fraction must be in [0, 1), got {fraction}")
   rng = np.random.default_rng(seed)
   pairs = pairs[_by_user_item(pairs)]   # canonical order first: input order is irrelevant
-  keys = rng.random(len(pairs))
-  # Each user's pairs in the order of their random keys: np.lexsort((keys, users)), computed as
-  # one sort of users * n + (rank of the key), several times faster on tens of millions of pairs.
-  rank = np.empty(len(keys), np.int64)
-  rank[_stable_argsort(keys)] = np.arange(len(keys))
-  shuffled = _stable_argsort((pairs[:, 0] - pairs[:, 0].min(initial=0)) * len(keys) + rank)
+  shuffled = _by_user_then(pairs[:, 0], rng.random(len(pairs)))   # each user's pairs shuffled
   users = pairs[shuffled, 0]
   starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
   counts = np.diff(np.r_[starts, len(users)])
@@ -46,6 +41,14 @@ def _by_user_item(pairs: np.ndarray) -> np.ndarray:
   lo = pairs.min(0)
   width = int(pairs[:, 1].max() - lo[1]) + 1
   return _stable_argsort((pairs[:, 0] - lo[0]) * width + (pairs[:, 1] - lo[1]))
+
+
+def _by_user_then(users: np.ndarray, keys: np.ndarray) -> np.ndarray:
+  """np.lexsort((keys, users)), computed as one sort of users * n + (rank of the key): several
+  times faster on tens of millions of pairs."""
+  rank = np.empty(len(keys), np.int64)
+  rank[_stable_argsort(keys)] = np.arange(len(keys))
+  return _stable_argsort((users - users.min(initial=0)) * len(keys) + rank)
 
 
 def _stable_argsort(x: np.ndarray) -> np.ndarray:
