@@ -174,7 +174,8 @@ def plan_table(res: dict) -> str:
   rows = [f"XLA buffers on {res['device']} ({res['backend']}), {res['dataset']}: "
           f"{res['edges']:,} CKG edges, {res['nodes']:,} nodes, batch {res['batch_size']}; "
           f"sampling one epoch on the host: {res['sample_epoch_seconds']:.1f} s",
-          "", "| function | arguments GiB | outputs GiB | aliased GiB | temporaries GiB | peak GiB |",
+          "",
+          "| function | arguments GiB | outputs GiB | aliased GiB | temporaries GiB | peak GiB |",
           "|---|---|---|---|---|---|"]
   for name, b in res["buffers"].items():
     if b:
