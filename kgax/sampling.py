@@ -17,7 +17,7 @@ def distinct(keys: np.ndarray) -> np.ndarray:
   """The sorted distinct values of `keys`: a sort and a mask (np.unique hashes first in numpy 2.4,
   several times slower on millions of int64)."""
   keys = np.sort(keys)
-  return keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+  return keys[np.concatenate([keys[:1] == keys[:1], keys[1:] != keys[:-1]])]
 
 
 class PairSet:

@@ -46,6 +46,19 @@ def test_cf_epoch_draws_negatives_from_the_candidates_only():
     sampling.cf_epoch(np.random.default_rng(1), pairs, 40, 64, known, np.array([], int))
 
 
+@pytest.mark.parametrize("keys", [[], [7], [3, 1, 3, 3, 0, 9, 1], list(range(50, 0, -2)) * 3])
+def test_distinct_is_numpy_unique(keys):
+  keys = np.asarray(keys, np.int64)
+  got = sampling.distinct(keys)
+  assert got.dtype == np.int64
+  np.testing.assert_array_equal(got, np.unique(keys))
+
+
+def test_empty_pair_set_contains_nothing():
+  known = sampling.PairSet(np.zeros(0, np.int64), np.zeros(0, np.int64), 5)
+  assert not known.contains(np.array([0, 1]), np.array([2, 3])).any()
+
+
 @pytest.mark.parametrize("n_queries", [500, 200_000])   # plain and sorted-query searches
 def test_pair_set_membership_matches_a_python_set(n_queries):
   rng = np.random.default_rng(1)
