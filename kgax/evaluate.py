@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from kgax import sampling
+
 RANKING_METRICS = ("recall", "ndcg", "precision", "hit")
 METRICS = RANKING_METRICS + ("auc",)
 
@@ -136,7 +138,7 @@ def _pair_keys(pairs: np.ndarray, n_users: int, n_items: int, what: str) -> np.n
     bad = (pairs[:, col] < 0) | (pairs[:, col] >= n)
     if bad.any():
       raise ValueError(f"{what} pairs: {name} id {pairs[bad, col][0]} out of range [0, {n})")
-  return np.unique(pairs[:, 0] * n_items + pairs[:, 1])
+  return sampling.distinct(pairs[:, 0] * n_items + pairs[:, 1])
 
 
 def _csr(keys: np.ndarray, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:

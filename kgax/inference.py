@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from kgax import checkpoint, config as config_lib, evaluate, train
+from kgax import checkpoint, config as config_lib, evaluate, sampling, train
 from kgax.data.types import DataError, Dataset, Split
 from kgax.graph import Graph
 from kgax import models
@@ -183,7 +183,7 @@ class Run:
 
   def write_recommendations(self, path: str | pathlib.Path, k: int) -> int:
     """user<TAB>item<TAB>rank<TAB>score for every test user (original ids)."""
-    users = np.unique(self.split.test[:, 0])
+    users = sampling.distinct(self.split.test[:, 0])
     items, scores = self.recommend(users, k)
     uid = (np.asarray(self.ds.user_ids).astype(str)[users] if self.ds.user_ids is not None
            else users.astype(str))

@@ -177,7 +177,7 @@ def make_sampler(config, ds, split, graph: Graph):
   known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
                               graph.n_nodes)
   joint = config.optim.schedule == "joint"
-  candidates = np.unique(train[:, 1]) if config.train.get("train_item_negatives") else None
+  candidates = sampling.distinct(train[:, 1]) if config.train.get("train_item_negatives") else None
 
   def sample(epoch):
     rng = np.random.default_rng([config.seed, epoch])
