@@ -24,6 +24,7 @@ MODELS = {   # name: (config file, config argument)
     "cke": ("cke.py", ""),
     "cfkg": ("cfkg.py", ""),
     "kgcn": ("kgcn.py", ""),
+    "lightgcn": ("lightgcn.py", ""),
     "kgat": ("kgat_ax.py", "variant=kgat"),
     "kgat_ax": ("kgat_ax.py", "variant=kgat_ax"),
 }

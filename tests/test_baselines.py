@@ -12,10 +12,10 @@ from kgax import models, train
 from kgax.data import AuxFacts, Dataset
 from kgax.data import load
 from kgax.graph import GraphOptions, build_graph
-from kgax.models import cfkg, cke, fm, kgcn, mf
+from kgax.models import cfkg, cke, fm, kgcn, lightgcn, mf
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-MODELS = ("mf", "fm", "cke", "cfkg", "kgcn")
+MODELS = ("mf", "fm", "cke", "cfkg", "kgcn", "lightgcn")
 
 
 @pytest.fixture
@@ -233,12 +233,33 @@ def test_kgcn_score_matches_recursive_reference(n_iter):
 
 @pytest.mark.parametrize("name,field,value", [
     ("mf", "embed_dim", 0), ("cke", "kg_triples", "ckg"), ("cfkg", "kg_triples", "all"),
-    ("kgcn", "neighbor_sample_size", 0)])
+    ("kgcn", "neighbor_sample_size", 0), ("lightgcn", "n_layers", -1)])
 def test_bad_field_is_named(name, field, value):
   c = _config(name)
   c.model[field] = value
   with pytest.raises(ValueError, match=f"config.model.{field}="):
     models.get(name).check_config(c.model)
+
+
+@pytest.mark.usefixtures("x64")
+@pytest.mark.parametrize("n_layers", [0, 1, 3])
+def test_lightgcn_is_the_dense_normalised_propagation(n_layers):
+  ds, _, m, params = _setup("lightgcn", n_layers=n_layers)
+  train_pairs = ds.interactions[[2, 3, 4, 5, 7, 8, 9]]   # users 0 and 3 and item 1 left bare
+  g = build_graph(ds, train_pairs, GraphOptions(aux_edges=True, pad_to=16))
+  p = jax.tree.map(np.asarray, params)
+  a = np.zeros((ds.n_users, ds.n_items))
+  a[train_pairs[:, 0], train_pairs[:, 1]] = 1
+  du, di = a.sum(1), a.sum(0)
+  norm = a / np.sqrt(np.outer(np.maximum(du, 1), np.maximum(di, 1)))
+  eu, ei, su, si = p["user"], p["item"], p["user"].copy(), p["item"].copy()
+  for _ in range(n_layers):
+    eu, ei = norm @ ei, norm.T @ eu
+    su, si = su + eu, si + ei
+  want = (su @ si.T) / (n_layers + 1) ** 2
+  np.testing.assert_allclose(_scores(lightgcn, params, g, m), want, rtol=1e-10, atol=1e-14)
+  _check_bpr(lightgcn, params, g, m, want, lambda u, i, j: (p["user"][u], p["item"][i],
+                                                             p["item"][j]))
 
 
 def _random_recall(ds, split, k):

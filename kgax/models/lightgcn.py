@@ -1,0 +1,82 @@
+"""LightGCN (He et al. SIGIR 2020): linear propagation over the user-item graph, no KG.
+
+    e(0)     = the user and item tables
+    e(k+1)_u = sum over training items i of u:  e(k)_i / sqrt(|N_u| |N_i|)     (and symmetrically
+    e(k+1)_i = sum over training users u of i:  e(k)_u / sqrt(|N_u| |N_i|)      for items)
+    e*       = mean over k = 0..K of e(k);   score(u, i) = e*_u . e*_i
+    cf_loss  = BPR + L2 of the batch's layer-0 rows (as the reference code)
+
+The propagation reads only the CKG's interact edges (relation 0, user -> item); the KG and aux
+facts are ignored. It is a linear map of the tables, so the whole graph is propagated at every
+training step and for evaluation alike.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from kgax import ops
+from kgax.graph import Graph
+from kgax.models import mf
+
+_glorot = jax.nn.initializers.glorot_uniform()
+
+
+def check_config(m: ml_collections.ConfigDict) -> None:
+  """Rejects a non-positive embedding size or a negative number of layers (one-line error)."""
+  mf.check_config(m)
+  if m.n_layers < 0:
+    raise ValueError(f"config.model.n_layers={m.n_layers}: expected 0 or more layers")
+
+
+def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+  """Xavier-initialised user [n_users, d] and item [n_items, d] tables (layer 0)."""
+  check_config(m)
+  return mf.init(key, m, graph)
+
+
+def interactions(graph: Graph, dtype=jnp.float32) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(users [M], items [M], norm [M]): the interact edges, sorted by user, with their symmetric
+  normalisation 1 / sqrt(|N_u| |N_i|); M (static) counts the graph's relation-0 edges, padding
+  edges (weight 0) included, which point at the sink and get norm 0."""
+  edges = graph.relation_order[:graph.relation_sizes[0]]   # relation 0, in (head, tail) order
+  real = graph.weights[edges] > 0
+  users = jnp.where(real, graph.heads[edges] - graph.user_start, graph.n_users)
+  items = jnp.where(real, graph.tails[edges], graph.n_items)
+  w = real.astype(dtype)
+  deg_u = ops.segment_sum(w, users, graph.n_users, indices_are_sorted=True)
+  deg_i = ops.segment_sum(w, items, graph.n_items)
+  inv = lambda deg, ids: jax.lax.rsqrt(jnp.maximum(deg, 1.0))[jnp.minimum(ids, deg.shape[0] - 1)]
+  return users, items, w * inv(deg_u, users) * inv(deg_i, items)
+
+
+def propagate(user: jax.Array, item: jax.Array, graph: Graph, n_layers: int):
+  """(users [n_users, d], items [n_items, d]): the mean of layers 0..n_layers."""
+  users, items, norm = interactions(graph, user.dtype)
+  norm = norm[:, None]
+  out_u, out_i = user, item
+  for _ in range(n_layers):
+    msg_u = ops.segment_sum(norm * item[jnp.minimum(items, graph.n_items - 1)], users,
+                            graph.n_users, indices_are_sorted=True)
+    msg_i = ops.segment_sum(norm * user[jnp.minimum(users, graph.n_users - 1)], items,
+                            graph.n_items)
+    user, item = msg_u, msg_i
+    out_u, out_i = out_u + user, out_i + item
+  return out_u / (n_layers + 1), out_i / (n_layers + 1)
+
+
+def user_item_embeddings(params, graph: Graph, m) -> tuple[jax.Array, jax.Array]:
+  """(users [n_users, d], items [n_items, d]) after propagation; score = dot product."""
+  return propagate(params["user"], params["item"], graph, m.n_layers)
+
+
+def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
+  """BPR on a batch [B, 3] of (user, pos item, neg item) over the propagated embeddings + L2 of
+  the batch's layer-0 rows."""
+  users, items = user_item_embeddings(params, graph, m)
+  u, i, j = batch[:, 0], batch[:, 1], batch[:, 2]
+  pos = jnp.sum(users[u] * items[i], -1)
+  neg = jnp.sum(users[u] * items[j], -1)
+  return mf.bpr_loss(pos, neg, l2, params["user"][u], params["item"][i], params["item"][j])
