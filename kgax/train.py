@@ -221,7 +221,9 @@ class Prefetch:
     return batches
 
   def close(self):
-    self._pool.shutdown(wait=True, cancel_futures=True)
+    """Returns at once: an epoch being drawn (after an early stop) finishes in the background
+    while the caller restores the best checkpoint and evaluates."""
+    self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def make_step_fns(config, mesh, steps_per_epoch: tuple[int, int] = (1, 1)):

@@ -309,6 +309,26 @@ def test_prefetch_returns_the_epochs_in_order_and_stops_at_the_last():
   assert [e for e, on_main in calls if on_main] == [7]
 
 
+def test_prefetch_close_does_not_wait_for_an_unused_epoch():
+  import threading
+  release, started, finished = threading.Event(), threading.Event(), threading.Event()
+
+  def sample(epoch):
+    if epoch == 1:
+      started.set()
+      release.wait(10)
+      finished.set()
+    return epoch
+
+  prefetch = train.Prefetch(sample, 0, 5)
+  assert prefetch(0) == 0
+  assert started.wait(10)      # epoch 1 is being drawn when the run stops
+  prefetch.close()
+  assert not finished.is_set()  # close returned while the draw was still running
+  release.set()
+  assert finished.wait(10)
+
+
 def test_cosine_schedule_warms_up_and_decays():
   cfg = _test_config(**{"optim.lr_schedule": "cosine", "optim.warmup_epochs": 1,
                         "optim.final_lr_fraction": 0.1, "train.epochs": 4})
