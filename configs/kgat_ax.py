@@ -51,7 +51,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.relation_dim = 64
   c.model.layers = (64, 32, 16)
   c.model.attention = "triple"       # triple | kgat | mean
-  c.model.aggregator = "bi"          # bi | gcn | graphsage
+  c.model.aggregator = "bi"          # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
+  c.model.combine = "concat"         # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
+  c.model.normalize_layers = True    # L2-normalise each layer's output (KGAT)
   c.model.fusion = "holographic"     # holographic | hadamard | concat | none
   c.model.aux_edges = True
   c.model.use_kge = True

@@ -3,7 +3,7 @@
 
     kgax train --config configs/mf.py:dataset=ml-100k-kg --workdir runs/mf
 
-The other baseline configs (fm, cke, cfkg, kgcn) start from this one and extend `model`.
+The other baseline configs (fm, cke, cfkg, kgcn, lightgcn) start from this one and extend `model`.
 """
 
 import os

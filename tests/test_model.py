@@ -118,9 +118,15 @@ def _reference(params, g, m, drop=frozenset(), scale=None):
            + _leaky((x * agg) @ layer["Wb"] + layer["bb"], m.leaky_slope))
     elif m.aggregator == "gcn":
       x = _leaky((x + agg) @ layer["Wa"] + layer["ba"], m.leaky_slope)
-    else:
+    elif m.aggregator == "graphsage":
       x = _leaky(np.concatenate([x, agg], 1) @ layer["Wa"] + layer["ba"], m.leaky_slope)
-    outs.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    else:
+      x = agg
+    normalize = m.get("normalize_layers", True)
+    outs.append(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if normalize
+                else x)
+  if m.get("combine", "concat") == "mean":
+    return np.mean(outs, 0)
   return np.concatenate(outs, 1)
 
 
@@ -136,9 +142,16 @@ def test_propagation_matches_reference(variant):
   np.testing.assert_allclose(got[:g.sink], want[:g.sink], rtol=1e-9, atol=1e-9)
 
 
+_SQUARE = dict(layers=(6, 6))   # the linear aggregator and the mean need layers of size d
+
+
 @pytest.mark.parametrize("kw", [dict(aggregator="gcn"), dict(aggregator="graphsage"),
                                 dict(fusion="hadamard"), dict(fusion="concat"),
-                                dict(attention="mean")])
+                                dict(attention="mean"), dict(normalize_layers=False),
+                                dict(_SQUARE, aggregator="linear", normalize_layers=False),
+                                dict(_SQUARE, aggregator="linear", combine="mean",
+                                     normalize_layers=False, attention="kgat"),
+                                dict(_SQUARE, aggregator="gcn", combine="mean")])
 def test_switches_match_reference(kw):
   c = _config("kgat_ax", **kw)
   ds = _dataset()
@@ -298,4 +311,10 @@ def test_bad_switch_value_is_named():
     model.check_config(c.model)
   c = _config("kgat_ax", node_dropout=1.0)
   with pytest.raises(ValueError, match="config.model.node_dropout=1.0: expected"):
+    model.check_config(c.model)
+  c = _config("kgat_ax", combine="sum")
+  with pytest.raises(ValueError, match="config.model.combine='sum': expected"):
+    model.check_config(c.model)
+  c = _config("kgat_ax", aggregator="linear")   # layers (5, 3) with embed_dim 6
+  with pytest.raises(ValueError, match=r"config.model.layers=\(5, 3\): the linear"):
     model.check_config(c.model)

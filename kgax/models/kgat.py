@@ -18,8 +18,9 @@ from kgax import ops
 from kgax.graph import Graph, find_edges
 
 ATTENTIONS = ("triple", "kgat", "mean")
-AGGREGATORS = ("bi", "gcn", "graphsage")
+AGGREGATORS = ("bi", "gcn", "graphsage", "linear")
 FUSIONS = ("holographic", "hadamard", "concat", "none")
+COMBINES = ("concat", "mean")
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
@@ -27,11 +28,15 @@ _glorot = jax.nn.initializers.glorot_uniform()
 def check_config(m: ml_collections.ConfigDict) -> None:
   """Rejects unknown switch values with a one-line error naming the field."""
   for field, allowed in (("attention", ATTENTIONS), ("aggregator", AGGREGATORS),
-                         ("fusion", FUSIONS)):
-    if m[field] not in allowed:
+                         ("fusion", FUSIONS), ("combine", COMBINES)):
+    if m.get(field, allowed[0]) not in allowed:
       raise ValueError(f"config.model.{field}={m[field]!r}: expected one of {allowed}")
   if not m.layers or any(int(s) <= 0 for s in m.layers):
     raise ValueError(f"config.model.layers={m.layers!r}: expected positive layer sizes")
+  if ((m.aggregator == "linear" or m.get("combine", "concat") == "mean")
+      and any(int(s) != m.embed_dim for s in m.layers)):
+    raise ValueError(f"config.model.layers={m.layers!r}: the linear aggregator and the mean "
+                     f"combination need every layer of size embed_dim={m.embed_dim}")
   for field in ("message_dropout", "node_dropout"):
     if not 0.0 <= m.get(field, 0.0) < 1.0:
       raise ValueError(f"config.model.{field}={m[field]}: expected [0, 1)")
@@ -70,9 +75,10 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
                    Wb=_glorot(next(keys), (d_in, d_out)), bb=jnp.zeros(d_out))
     elif m.aggregator == "gcn":
       layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out))
-    else:
+    elif m.aggregator == "graphsage":
       layer.update(Wa=_glorot(next(keys), (2 * d_in, d_out)), ba=jnp.zeros(d_out))
-    if m.get("identity_aggregator", False):   # e(l+1) starts as LeakyReLU(e_h + e_agg), truncated
+    if m.get("identity_aggregator", False) and "Wa" in layer:
+      # e(l+1) starts as LeakyReLU(e_h + e_agg), truncated to the layer size
       layer["Wa"] = jnp.eye(*layer["Wa"].shape)
       if "Wb" in layer:
         layer["Wb"] = jnp.zeros_like(layer["Wb"])
@@ -140,6 +146,8 @@ def _uniform_mask(graph: Graph, m) -> jax.Array | None:
 
 
 def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
+  if m.aggregator == "linear":   # LightGCN's: the next layer is the attentive neighbour sum
+    return agg
   act = lambda v: jax.nn.leaky_relu(v, m.leaky_slope)
   if m.aggregator == "bi":
     return act((x + agg) @ layer["Wa"] + layer["ba"]) + act((x * agg) @ layer["Wb"] + layer["bb"])
@@ -150,7 +158,8 @@ def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
 
 def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
               return_attention: bool = False, drop_edges: jax.Array | None = None):
-  """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)].
+  """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)] (KGAT's
+  concatenation; with m.combine == "mean", LightGCN's mean of the layers: [N, d]).
 
   `rng` enables message dropout and node dropout (training); None is the deterministic
   evaluation pass. With `return_attention`, also returns the attention weights pi of every
@@ -203,8 +212,9 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
     if rng is not None and m.message_dropout > 0:
       keep = jax.random.bernoulli(jax.random.fold_in(rng, l), 1.0 - m.message_dropout, x.shape)
       x = jnp.where(keep, x / (1.0 - m.message_dropout), 0.0)
-    outs.append(ops.l2_normalize(x))
-  z = jnp.concatenate(outs, -1)
+    outs.append(ops.l2_normalize(x) if m.get("normalize_layers", True) else x)
+  z = (jnp.concatenate(outs, -1) if m.get("combine", "concat") == "concat"
+       else sum(outs) / len(outs))
   return (z, jnp.stack(pis)) if return_attention else z
 
 
