@@ -351,12 +351,41 @@ def _same_config(stored: dict, new: dict, prefix: str = "") -> bool:
   return set(stored) <= set(new)
 
 
+# Budget fields that a rerun may raise to extend a run (resume past its old cap or stop).
+EXTENDABLE = ("epochs", "patience")
+
+
 def write_config(config, workdir: pathlib.Path):
+  """Writes config.json, or checks it against the stored one when resuming.
+
+  A rerun may raise train.epochs and train.patience, extending a run that hit its cap or
+  stopped early (epochs only under a constant learning rate, which does not depend on them).
+  When the old cap is a multiple of train.eval_every, the extended run ends as a run started
+  with the larger budget would. Anything else that differs is refused with a one-line error,
+  and nothing in the workdir changes.
+  """
   path = workdir / "config.json"
   text = config.to_json(indent=2, sort_keys=True)
-  if path.exists() and not _same_config(json.loads(path.read_text()), json.loads(text)):
-    raise TrainingError(f"{path}: exists with a different config; use a new --workdir "
-                        "or the same config to resume")
+  if path.exists():
+    stored, new = json.loads(path.read_text()), json.loads(text)
+    old_train, new_train = stored.get("train", {}), new.get("train", {})
+    raised = [f for f in EXTENDABLE if f in old_train and new_train.get(f) != old_train[f]]
+    budget = {f: old_train[f] for f in raised}
+    if not _same_config(dict(stored, train=dict(old_train, **{f: new_train[f] for f in raised})),
+                        new):
+      raise TrainingError(f"{path}: exists with a different config; use a new --workdir "
+                          "or the same config to resume")
+    for f in raised:
+      if new_train[f] < budget[f]:
+        raise TrainingError(f"config.train.{f}={new_train[f]}: {path} has {budget[f]}; a "
+                            "resumed run can only raise it")
+    if "epochs" in raised and config.optim.get("lr_schedule", "constant") != "constant":
+      raise TrainingError(f"config.train.epochs={new_train['epochs']}: {path} has "
+                          f"{budget['epochs']} and config.optim.lr_schedule="
+                          f"{config.optim.lr_schedule!r} decays over them; only a constant "
+                          "rate can be extended")
+    for f in raised:
+      print(f"extending {workdir}: train.{f} {budget[f]} -> {new_train[f]}")
   path.write_text(text)
 
 

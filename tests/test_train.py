@@ -146,6 +146,32 @@ def test_resume_gives_the_same_result(tmp_path):
     assert resumed["test"][key] == pytest.approx(full["test"][key], abs=1e-6)
 
 
+def test_a_finished_run_extends_to_a_larger_budget(tmp_path):
+  """Raising train.epochs (and patience) on a finished workdir continues from its last epoch and
+  ends as a run started with that budget; lowering it, or raising it under a decaying lr, is
+  refused without touching the workdir."""
+  small = _test_config(**{"train.epochs": 2, "train.eval_every": 1, "train.patience": 100})
+  large = _test_config(**{"train.epochs": 4, "train.eval_every": 1, "train.patience": 200})
+  full = train.train_and_evaluate(large, tmp_path / "full")
+  first = train.train_and_evaluate(small, tmp_path / "ext")
+  assert first["epochs_run"] == 2
+  extended = train.train_and_evaluate(large, tmp_path / "ext")
+  assert extended["epochs_run"] == full["epochs_run"] == 4
+  assert extended["best_epoch"] == full["best_epoch"]
+  for key in ("recall@20", "ndcg@20", "auc"):
+    assert extended["test"][key] == pytest.approx(full["test"][key], abs=1e-6)
+  stored = (tmp_path / "ext" / "config.json").read_text()
+  with pytest.raises(train.TrainingError, match=r"config.train.epochs=2: .* can only raise"):
+    train.train_and_evaluate(small, tmp_path / "ext")
+  cosine = _test_config(**{"train.epochs": 4, "train.eval_every": 1, "train.patience": 200,
+                           "optim.lr_schedule": "cosine"})
+  train.train_and_evaluate(cosine, tmp_path / "cos", stop_after_epochs=1)
+  cosine.train.epochs = 6
+  with pytest.raises(train.TrainingError, match="config.train.epochs=6: .*constant"):
+    train.train_and_evaluate(cosine, tmp_path / "cos")
+  assert (tmp_path / "ext" / "config.json").read_text() == stored
+
+
 def test_workdir_with_other_config_is_refused(trained):
   workdir, _, _ = trained
   cfg = _test_config(**{"optim.lr": 0.5})
