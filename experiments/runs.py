@@ -1,7 +1,10 @@
 """Running a study: many (config, seed) runs, restartable, with progress across runs.
 
-A run whose workdir already holds results.json is skipped, so an interrupted study continues
-where it stopped (a run cut mid-way resumes from its latest checkpoint).
+A run whose workdir already holds results.json under the same config is skipped, so an
+interrupted study continues where it stopped (a run cut mid-way resumes from its latest
+checkpoint). A finished run whose train.epochs or train.patience the study now raises is
+extended; one with any other difference stops the study with a one-line error rather than
+being reused.
 
     python experiments/runs.py --config configs/kgat_ax.py:dataset=DIR --seeds 0 1 2 \
         --root runs/study [--config.optim.lr=5e-3]
@@ -38,10 +41,20 @@ def run_jobs(jobs: list[Job], root: str | pathlib.Path) -> dict[str, dict]:
   results, todo = {}, []
   for job in jobs:
     done = root / job.name / "results.json"
-    if done.is_file():
-      results[job.name] = json.loads(done.read_text())
-    else:
+    if not done.is_file():
       todo.append(job)
+      continue
+    stored = json.loads((root / job.name / "config.json").read_text())
+    why = train.config_difference(stored, json.loads(job.config.to_json()))
+    if why == "extend":
+      todo.append(job)
+    elif why is None:
+      results[job.name] = json.loads(done.read_text())
+    elif why.startswith("exists"):
+      raise SystemExit(f"{root / job.name}: finished with another config than this study's; "
+                       "use another --root or --name, or remove it")
+    else:
+      raise SystemExit(f"{root / job.name}: {why}")
   print(f"{len(jobs)} runs: {len(results)} already finished, {len(todo)} to go", flush=True)
   t0 = time.time()
   for n, job in enumerate(todo):

@@ -355,6 +355,34 @@ def _same_config(stored: dict, new: dict, prefix: str = "") -> bool:
 EXTENDABLE = ("epochs", "patience")
 
 
+# Fields that change speed or memory but not what a run computes: they may differ on resume.
+NEUTRAL = (("model", "score_chunk"), ("eval", "batch_size"), ("train", "keep_checkpoints"))
+
+
+def config_difference(stored: dict, new: dict) -> str | None:
+  """How a workdir's stored config.json differs from `new`: None (the same run), "extend" (only
+  train.epochs / train.patience raised, under a constant learning rate when epochs are), or a
+  one-line reason. The NEUTRAL fields are not compared."""
+  stored = json.loads(json.dumps(stored))
+  for section, field in NEUTRAL:
+    if field in stored.get(section, {}) and field in new.get(section, {}):
+      stored[section][field] = new[section][field]
+  old_train, new_train = stored.get("train", {}), new.get("train", {})
+  raised = [f for f in EXTENDABLE if f in old_train and new_train.get(f) != old_train[f]]
+  if not _same_config(dict(stored, train=dict(old_train, **{f: new_train.get(f) for f in raised})),
+                      new):
+    return "exists with a different config; use a new --workdir or the same config to resume"
+  for f in raised:
+    if not isinstance(new_train[f], int) or new_train[f] < old_train[f]:
+      return (f"has train.{f}={old_train[f]}; a resumed run can only raise it "
+              f"(config.train.{f}={new_train[f]})")
+  if "epochs" in raised and new.get("optim", {}).get("lr_schedule", "constant") != "constant":
+    return (f"has train.epochs={old_train['epochs']} and a {new['optim']['lr_schedule']!r} lr "
+            f"schedule that decays over them; only a constant rate can be extended "
+            f"(config.train.epochs={new_train['epochs']})")
+  return "extend" if raised else None
+
+
 def write_config(config, workdir: pathlib.Path):
   """Writes config.json, or checks it against the stored one when resuming.
 
@@ -367,25 +395,14 @@ def write_config(config, workdir: pathlib.Path):
   path = workdir / "config.json"
   text = config.to_json(indent=2, sort_keys=True)
   if path.exists():
-    stored, new = json.loads(path.read_text()), json.loads(text)
-    old_train, new_train = stored.get("train", {}), new.get("train", {})
-    raised = [f for f in EXTENDABLE if f in old_train and new_train.get(f) != old_train[f]]
-    budget = {f: old_train[f] for f in raised}
-    if not _same_config(dict(stored, train=dict(old_train, **{f: new_train[f] for f in raised})),
-                        new):
-      raise TrainingError(f"{path}: exists with a different config; use a new --workdir "
-                          "or the same config to resume")
-    for f in raised:
-      if new_train[f] < budget[f]:
-        raise TrainingError(f"config.train.{f}={new_train[f]}: {path} has {budget[f]}; a "
-                            "resumed run can only raise it")
-    if "epochs" in raised and config.optim.get("lr_schedule", "constant") != "constant":
-      raise TrainingError(f"config.train.epochs={new_train['epochs']}: {path} has "
-                          f"{budget['epochs']} and config.optim.lr_schedule="
-                          f"{config.optim.lr_schedule!r} decays over them; only a constant "
-                          "rate can be extended")
-    for f in raised:
-      print(f"extending {workdir}: train.{f} {budget[f]} -> {new_train[f]}")
+    stored = json.loads(path.read_text())
+    why = config_difference(stored, json.loads(text))
+    if why not in (None, "extend"):
+      raise TrainingError(f"{path}: {why}")
+    for f in EXTENDABLE:
+      old, value = stored.get("train", {}).get(f), config.train[f]
+      if old is not None and old != value:
+        print(f"extending {workdir}: train.{f} {old} -> {value}")
   path.write_text(text)
 
 

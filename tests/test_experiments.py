@@ -291,3 +291,25 @@ def test_tagged_test_pairs_reads_the_movielens_tags(tmp_path):
   (tmp_path / "tags.csv").unlink()
   with pytest.raises(SystemExit, match="no MovieLens tags file"):
     cold_start.tagged_test_pairs(run)
+
+
+def test_run_jobs_reuses_extends_or_refuses_a_finished_run(tmp_path, capsys):
+  """A finished run is reused under the same config (a speed-only field may differ), extended
+  when the study raises train.epochs, and refused, untouched, when anything else differs."""
+  def job(**fields):
+    c = config_lib.load_file(str(REPO / "configs" / "test.py"))
+    c = config_lib.apply_overrides(c, {"train.eval_every": "1", **fields})
+    return runs.Job("mf-seed0", c)
+
+  first = runs.run_jobs([job(**{"train.epochs": "1"})], tmp_path)["mf-seed0"]
+  again = runs.run_jobs([job(**{"train.epochs": "1", "eval.batch_size": "7"})], tmp_path)
+  assert again["mf-seed0"] == first
+  assert "1 already finished, 0 to go" in capsys.readouterr().out
+  longer = runs.run_jobs([job(**{"train.epochs": "2"})], tmp_path)["mf-seed0"]
+  assert longer["epochs_run"] == 2 and first["epochs_run"] == 1
+  stored = (tmp_path / "mf-seed0" / "config.json").read_text()
+  with pytest.raises(SystemExit, match="mf-seed0: finished with another config"):
+    runs.run_jobs([job(**{"train.epochs": "2", "optim.lr": "0.5"})], tmp_path)
+  with pytest.raises(SystemExit, match=r"can only raise it \(config.train.epochs=1\)"):
+    runs.run_jobs([job(**{"train.epochs": "1"})], tmp_path)
+  assert (tmp_path / "mf-seed0" / "config.json").read_text() == stored
