@@ -50,9 +50,6 @@ def run_jobs(jobs: list[Job], root: str | pathlib.Path) -> dict[str, dict]:
       todo.append(job)
     elif why is None:
       results[job.name] = json.loads(done.read_text())
-    elif why.startswith("exists"):
-      raise SystemExit(f"{root / job.name}: finished with another config than this study's; "
-                       "use another --root or --name, or remove it")
     else:
       raise SystemExit(f"{root / job.name}: {why}")
   print(f"{len(jobs)} runs: {len(results)} already finished, {len(todo)} to go", flush=True)

@@ -12,6 +12,7 @@ Workdir layout:
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import json
 import pathlib
 import time
@@ -362,8 +363,8 @@ NEUTRAL = (("model", "score_chunk"), ("eval", "batch_size"), ("train", "keep_che
 def config_difference(stored: dict, new: dict) -> str | None:
   """How a workdir's stored config.json differs from `new`: None (the same run), "extend" (only
   train.epochs / train.patience raised, under a constant learning rate when epochs are), or a
-  one-line reason. The NEUTRAL fields are not compared."""
-  stored = json.loads(json.dumps(stored))
+  one-line reason that reads after the workdir's name. The NEUTRAL fields are not compared."""
+  stored = copy.deepcopy(stored)
   for section, field in NEUTRAL:
     if field in stored.get(section, {}) and field in new.get(section, {}):
       stored[section][field] = new[section][field]
@@ -371,7 +372,8 @@ def config_difference(stored: dict, new: dict) -> str | None:
   raised = [f for f in EXTENDABLE if f in old_train and new_train.get(f) != old_train[f]]
   if not _same_config(dict(stored, train=dict(old_train, **{f: new_train.get(f) for f in raised})),
                       new):
-    return "exists with a different config; use a new --workdir or the same config to resume"
+    return ("holds a run with a different config; use another workdir, or the same config to "
+            "resume")
   for f in raised:
     if not isinstance(new_train[f], int) or new_train[f] < old_train[f]:
       return (f"has train.{f}={old_train[f]}; a resumed run can only raise it "

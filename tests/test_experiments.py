@@ -308,7 +308,7 @@ def test_run_jobs_reuses_extends_or_refuses_a_finished_run(tmp_path, capsys):
   longer = runs.run_jobs([job(**{"train.epochs": "2"})], tmp_path)["mf-seed0"]
   assert longer["epochs_run"] == 2 and first["epochs_run"] == 1
   stored = (tmp_path / "mf-seed0" / "config.json").read_text()
-  with pytest.raises(SystemExit, match="mf-seed0: finished with another config"):
+  with pytest.raises(SystemExit, match="mf-seed0: holds a run with a different config"):
     runs.run_jobs([job(**{"train.epochs": "2", "optim.lr": "0.5"})], tmp_path)
   with pytest.raises(SystemExit, match=r"can only raise it \(config.train.epochs=1\)"):
     runs.run_jobs([job(**{"train.epochs": "1"})], tmp_path)

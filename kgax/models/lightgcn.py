@@ -21,8 +21,6 @@ from kgax import ops
 from kgax.graph import Graph
 from kgax.models import mf
 
-_glorot = jax.nn.initializers.glorot_uniform()
-
 
 def check_config(m: ml_collections.ConfigDict) -> None:
   """Rejects a non-positive embedding size or a negative number of layers (one-line error)."""
