@@ -54,6 +54,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.aggregator = "bi"          # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   c.model.combine = "concat"         # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
   c.model.normalize_layers = True    # L2-normalise each layer's output (KGAT)
+  c.model.l2_on = "output"           # L2 on the batch's final representations e* (KGAT) | layer0:
+                                     # on its rows of the node table (LightGCN)
   c.model.fusion = "holographic"     # holographic | hadamard | concat | none
   c.model.aux_edges = True
   c.model.use_kge = True
@@ -68,6 +70,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.identity_init = False      # the added modules start neutral, for fine-tuning from
                                      # pretrained embeddings: triple attention as the mean
                                      # aggregator (W1 = [0 | 0 | I], w2 = 0) and fusion as e_v' = e_v
+  c.model.zero_messages = False      # triple attention's W1 and w2 start at zero: no message, so
+                                     # with aggregator=linear and combine=mean the model starts
+                                     # exactly as the pretrained model whose rows it was given
   c.model.identity_aggregator = False  # aggregator starts as LeakyReLU(e_h + e_agg) (Wa = I,
                                        # truncated to the layer size; bi: Wb = 0)
   c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT

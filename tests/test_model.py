@@ -289,6 +289,29 @@ def test_identity_init_starts_as_mean_aggregator():
                                atol=1e-6)
 
 
+
+
+def test_zero_messages_start_as_the_layer0_model():
+  """zero_messages with the linear aggregator and mean combination: every propagated layer starts
+  at zero, so the scores are layer 0's dot products / (L + 1)^2 (the pretrained model's ranking);
+  the message weights still get gradients, and other attentions are refused."""
+  ds = _dataset()
+  c = _config("kgat_ax", identity_init=True, zero_messages=True, aggregator="linear",
+              combine="mean", normalize_layers=False, layers=(8, 8), embed_dim=8,
+              relation_dim=8, message_dropout=0.0)
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  params = model.init(jax.random.key(9), c.model, g)
+  users, items = model.user_item_embeddings(params, g, c.model)
+  node = np.asarray(params["node"])
+  np.testing.assert_allclose(np.asarray(users), node[g.user_start:g.user_start + g.n_users] / 3,
+                             atol=1e-6)
+  np.testing.assert_allclose(np.asarray(items), node[:g.n_items] / 3, atol=1e-6)
+  grads = jax.grad(model.cf_loss)(params, g, c.model, jnp.array([[0, 1, 2], [3, 0, 4]]),
+                                  jax.random.key(0), 1e-5)
+  assert float(jnp.abs(grads["layers"][0]["C"]).sum()) > 0   # the first message can grow
+  assert float(jnp.abs(grads["layers"][1]["B"]).sum()) > 0   # and the second from e_r
+  with pytest.raises(ValueError, match="zero_messages"):
+    model.check_config(_config("kgat", zero_messages=True).model)
 @pytest.mark.parametrize("aggregator", ["bi", "gcn", "graphsage"])
 def test_identity_aggregator_starts_as_truncated_sum(aggregator):
   """identity_aggregator: each layer starts as LeakyReLU(e_h + e_agg) (graphsage: of e_h alone),
@@ -318,3 +341,30 @@ def test_bad_switch_value_is_named():
   c = _config("kgat_ax", aggregator="linear")   # layers (5, 3) with embed_dim 6
   with pytest.raises(ValueError, match=r"config.model.layers=\(5, 3\): the linear"):
     model.check_config(c.model)
+
+
+def test_l2_on_layer0_regularises_the_node_rows():
+  """l2_on=layer0: the L2 term is 0.5 * mean over the batch of |node row|^2 for the user, the
+  positive and the negative (LightGCN), not of their final representations (KGAT's default)."""
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  batch = jnp.array([[0, 1, 2], [3, 0, 4], [5, 2, 1]])
+  terms = {}
+  for target in ("output", "layer0"):
+    m = _config("kgat_ax", l2_on=target, message_dropout=0.0).model
+    params = model.init(jax.random.key(10), m, g)
+    loss = lambda l2: float(model.cf_loss(params, g, m, batch, jax.random.key(0), l2))
+    terms[target] = loss(1.0) - loss(0.0)
+  node = np.asarray(params["node"], np.float64)
+  rows = (node[np.asarray(batch[:, 0]) + g.user_start], node[np.asarray(batch[:, 1])],
+          node[np.asarray(batch[:, 2])])
+  want = 0.5 * np.mean(sum((r * r).sum(-1) for r in rows))
+  np.testing.assert_allclose(terms["layer0"], want, rtol=1e-4)
+  users, items = model.user_item_embeddings(params, g, m)
+  out = (np.asarray(users)[np.asarray(batch[:, 0])], np.asarray(items)[np.asarray(batch[:, 1])],
+         np.asarray(items)[np.asarray(batch[:, 2])])
+  np.testing.assert_allclose(terms["output"], 0.5 * np.mean(sum((r * r).sum(-1) for r in out)),
+                             rtol=1e-4)
+  assert abs(terms["output"] - terms["layer0"]) > 1e-3
+  with pytest.raises(ValueError, match="l2_on"):
+    model.check_config(_config("kgat_ax", l2_on="ego").model)

@@ -21,6 +21,7 @@ ATTENTIONS = ("triple", "kgat", "mean")
 AGGREGATORS = ("bi", "gcn", "graphsage", "linear")
 FUSIONS = ("holographic", "hadamard", "concat", "none")
 COMBINES = ("concat", "mean")
+L2_TARGETS = ("output", "layer0")
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
@@ -28,7 +29,7 @@ _glorot = jax.nn.initializers.glorot_uniform()
 def check_config(m: ml_collections.ConfigDict) -> None:
   """Rejects unknown switch values with a one-line error naming the field."""
   for field, allowed in (("attention", ATTENTIONS), ("aggregator", AGGREGATORS),
-                         ("fusion", FUSIONS), ("combine", COMBINES)):
+                         ("fusion", FUSIONS), ("combine", COMBINES), ("l2_on", L2_TARGETS)):
     if m.get(field, allowed[0]) not in allowed:
       raise ValueError(f"config.model.{field}={m[field]!r}: expected one of {allowed}")
   if not m.layers or any(int(s) <= 0 for s in m.layers):
@@ -37,6 +38,9 @@ def check_config(m: ml_collections.ConfigDict) -> None:
       and any(int(s) != m.embed_dim for s in m.layers)):
     raise ValueError(f"config.model.layers={m.layers!r}: the linear aggregator and the mean "
                      f"combination need every layer of size embed_dim={m.embed_dim}")
+  if m.get("zero_messages", False) and m.attention != "triple":
+    raise ValueError(f"config.model.zero_messages=True needs attention='triple' (W1 to zero), "
+                     f"not {m.attention!r}")
   for field in ("message_dropout", "node_dropout"):
     if not 0.0 <= m.get(field, 0.0) < 1.0:
       raise ValueError(f"config.model.{field}={m[field]}: expected [0, 1)")
@@ -70,6 +74,8 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
       if m.get("identity_init", False):   # start as the mean aggregator: message e_t, uniform pi
         layer.update(A=jnp.zeros_like(layer["A"]), B=jnp.zeros_like(layer["B"]),
                      C=jnp.eye(d_in), w2=jnp.zeros_like(layer["w2"]))
+      if m.get("zero_messages", False):   # start with no message at all: W1 = 0, w2 = 0
+        layer.update({name: jnp.zeros_like(layer[name]) for name in ("A", "B", "C", "w2")})
     if m.aggregator == "bi":
       layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out),
                    Wb=_glorot(next(keys), (d_in, d_out)), bb=jnp.zeros(d_out))
@@ -226,7 +232,8 @@ def user_item_embeddings(params, graph: Graph, m, *, rng=None, drop_edges=None
 
 
 def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
-  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch.
+  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch: of
+  its final representations (KGAT), or with m.l2_on="layer0" of its node-table rows (LightGCN).
 
   With m.drop_target_edges the propagation runs without the batch's own interaction edges
   (user -> item and item -> user), so that no score sees the edge it is trained to predict.
@@ -240,6 +247,9 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
   users, items = user_item_embeddings(params, graph, m, rng=rng, drop_edges=drop)
   u, i, j = users[batch[:, 0]], items[batch[:, 1]], items[batch[:, 2]]
   diff = jnp.sum(u * i, -1) - jnp.sum(u * j, -1)
+  if m.get("l2_on", "output") == "layer0":   # LightGCN: the batch's own rows of the node table
+    node = params["node"]
+    u, i, j = node[graph.user_nodes(batch[:, 0])], node[batch[:, 1]], node[batch[:, 2]]
   reg = 0.5 * jnp.mean(jnp.sum(u * u, -1) + jnp.sum(i * i, -1) + jnp.sum(j * j, -1))
   return jnp.mean(jax.nn.softplus(-diff)) + l2 * reg
 
