@@ -110,6 +110,10 @@ COST_NOTE = ("Best epochs per seed; minutes = mean wall time of one run (trainin
              "evaluations; a run that starts from MF excludes the MF run).")
 
 
+# Models whose trained user and item embeddings a --pretrain study can start the KGAT family from.
+PRETRAIN_FROM = ("mf", "lightgcn")
+
+
 def study_args(description: str, argv=None, *, default_root: str, models=(), variants=(),
                extra=None):
   """Common options of the study scripts (--models / --variants when `models` / `variants` are
@@ -124,6 +128,9 @@ def study_args(description: str, argv=None, *, default_root: str, models=(), var
   p.add_argument("--pretrain", action="store_true",
                  help="initialise the KGAT-family models from the study's own BPR-MF runs "
                       "(ROOT/mf-seedS, trained first), as KGAT's published results do")
+  p.add_argument("--pretrain-from", default="mf", choices=PRETRAIN_FROM,
+                 help="with --pretrain, the model whose runs (ROOT/MODEL-seedS, trained first) "
+                      "the KGAT family starts from")
   p.add_argument("--recipe", default="",
                  help="JSON file {model: {field: value}} (\"*\": every model) of per-model "
                       "settings, applied after --config.* and --tuned")
@@ -181,10 +188,12 @@ def model_config(config_file: str, args, overrides, arg: str = "", name: str = "
 
 
 def with_pretrain(cfg, args, prefix: str = ""):
-  """With --pretrain, points a model that can start from BPR-MF (config.model.pretrained) at the
-  study's MF run of the same seed and split, ROOT/{prefix}mf-seed{seed}."""
+  """With --pretrain, points a model that can start from pretrained embeddings
+  (config.model.pretrained) at the study's run of the same seed and split of the model named by
+  --pretrain-from (BPR-MF by default), ROOT/{prefix}{model}-seed{seed}."""
   if getattr(args, "pretrain", False) and "pretrained" in cfg.model:
-    cfg.model.pretrained = str(pathlib.Path(args.root) / f"{prefix}mf-seed{{seed}}")
+    source = getattr(args, "pretrain_from", "mf")
+    cfg.model.pretrained = str(pathlib.Path(args.root) / f"{prefix}{source}-seed{{seed}}")
   return cfg
 
 

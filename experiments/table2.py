@@ -3,7 +3,7 @@
     python experiments/table2.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
         --root runs/table2 --out docs/results/table2-ml-100k-kg [--models mf kgat kgat_ax] \
-        [--config.train.epochs=60] [--tuned runs/tune] [--pretrain]
+        [--config.train.epochs=60] [--tuned runs/tune] [--pretrain [--pretrain-from lightgcn]]
 
 Every model is trained on the same split, selected on validation, and reported on test as
 mean ± std over the seeds; the %Improve row is KGAT-AX's gain over the best other model of each
@@ -33,16 +33,19 @@ CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
 def model_config(model: str, args, overrides, prefix: str = ""):
-  """MODEL's config for the study (with --pretrain: from ROOT/{prefix}mf-seedS)."""
+  """MODEL's config for the study (with --pretrain: from ROOT/{prefix}MODEL-seedS of the
+  --pretrain-from model)."""
   file, arg = MODELS[model]
   cfg = runs.model_config(str(CONFIGS / file), args, overrides, arg, name=model)
   return runs.with_pretrain(cfg, args, prefix)
 
 
 def run_order(args, models) -> list[str]:
-  """The models to train, MF first when the others start from it (--pretrain)."""
+  """The models to train, the pretrained one (--pretrain-from, MF by default) first when the
+  others start from it (--pretrain)."""
   if getattr(args, "pretrain", False):
-    return ["mf"] + [m for m in models if m != "mf"]
+    first = getattr(args, "pretrain_from", "mf")
+    return [first] + [m for m in models if m != first]
   return list(models)
 
 

@@ -2,7 +2,8 @@
 
     python experiments/table3.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] [--tuned runs/tune] [--pretrain] \
+        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] [--tuned runs/tune] \
+        [--pretrain [--pretrain-from lightgcn]] \
         [--variants kgat_ax no_kge ...]
 
 Every variant is trained on the same split, selected on validation, and reported on test as
@@ -17,15 +18,16 @@ import runs  # noqa: E402
 
 VARIANTS = ("kgat_ax", "no_kge", "no_att_eu", "no_att_ei", "no_aux", "kgat")
 CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "kgat_ax.py")
-MF_CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "mf.py")
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 
 
 def main(argv=None):
   args, overrides = runs.study_args(__doc__, argv, default_root="runs/table3", variants=VARIANTS)
   jobs = []
-  if args.pretrain:   # the BPR-MF runs the variants start from
-    jobs += runs.seed_jobs(runs.model_config(MF_CONFIG, args, overrides, name="mf"), args.seeds,
-                           "mf")
+  if args.pretrain:   # the runs the variants start from (BPR-MF unless --pretrain-from)
+    source = args.pretrain_from
+    jobs += runs.seed_jobs(runs.model_config(str(CONFIGS / f"{source}.py"), args, overrides,
+                                             name=source), args.seeds, source)
   for variant in args.variants:
     cfg = runs.model_config(CONFIG, args, overrides, f"variant={variant}", name=variant)
     jobs += runs.seed_jobs(runs.with_pretrain(cfg, args), args.seeds, variant)

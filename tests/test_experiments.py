@@ -241,6 +241,26 @@ def test_pretrain_trains_mf_first_and_starts_each_seed_from_its_own(tmp_path):
   assert list(curves.epoch) == [mf_best + 1, mf_best + 2]
 
 
+def test_pretrain_from_lightgcn_trains_it_first_and_starts_from_it(tmp_path):
+  """--pretrain-from lightgcn: table2 and table3 train LightGCN first and point the KGAT family
+  at its runs; the fine-tune starts from LightGCN's embeddings."""
+  root = tmp_path / "runs"
+  argv = TINY[:3] + ["0"] + TINY[5:] + ["--pretrain", "--pretrain-from", "lightgcn",
+                                          "--root", str(root)]
+  args, overrides = runs.study_args("", argv + ["--models", "kgat_ax", "--out", "x"],
+                                    default_root="r", models=tuple(table2.MODELS))
+  jobs = table2.jobs(args, overrides, args.models)
+  assert [j.name for j in jobs] == ["lightgcn-seed0", "kgat_ax-seed0"]
+  assert jobs[1].config.model.pretrained == str(root / "lightgcn-seed{seed}")
+  data = table3.main(argv + ["--variants", "kgat_ax", "--out", str(tmp_path / "t3")])
+  assert list(data["variants"]) == ["kgat_ax"]
+  assert (root / "lightgcn-seed0" / "results.json").is_file()
+  saved = json.loads((root / "kgat_ax-seed0" / "config.json").read_text())
+  assert saved["model"]["pretrained"] == str(root / "lightgcn-seed{seed}")
+  with pytest.raises(SystemExit):   # only models with user and item tables to start from
+    runs.study_args("", argv + ["--pretrain-from", "kgcn", "--out", "x"], default_root="r")
+
+
 def test_recipe_sets_fields_per_model(tmp_path):
   recipe = tmp_path / "r.json"
   recipe.write_text(json.dumps({"_doc": "x", "*": {"optim.l2": "1e-2"},
