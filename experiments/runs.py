@@ -107,7 +107,8 @@ def hardware() -> str:
 
 
 COST_NOTE = ("Best epochs per seed; minutes = mean wall time of one run (training and its "
-             "evaluations; a run that starts from MF excludes the MF run).")
+             "evaluations; a run that starts from a pretrained MF or LightGCN run excludes "
+             "that run).")
 
 
 # Models whose trained user and item embeddings a --pretrain study can start the KGAT family from.
