@@ -7,8 +7,9 @@
 Reads the runs of a table2.py study with the same options (training any that are missing) and
 writes OUT.csv / OUT.png (Recall@K, mean over seeds) and OUT-curves.csv / OUT-curves.png
 (validation recall@20 per epoch, mean over the seeds that reached the epoch). A model fine-tuned
-from BPR-MF (--pretrain) has its epochs counted after the MF epochs it started from (the mean of
-its seeds' MF best epochs), so that its curve continues MF's.
+from BPR-MF or LightGCN (--pretrain, --pretrain-from) has its epochs counted after the epochs of
+the run it started from (the mean of its seeds' best epochs there), so that its curve continues
+that run's.
 """
 
 import json
@@ -77,7 +78,7 @@ def main(argv=None):
   recall.to_csv(f"{out}.csv", index=False, float_format="%.6f")
   curves.to_csv(f"{out}-curves.csv", index=False, float_format="%.6f")
   plot(recall, "K", "recall", "K", "test Recall@K", pathlib.Path(f"{out}.png"))
-  plot(curves, "epoch", "recall@20", "epoch (fine-tunes: after their MF start)",
+  plot(curves, "epoch", "recall@20", "epoch (fine-tunes: after the run they start from)",
        "validation recall@20",
        pathlib.Path(f"{out}-curves.png"))
   print(recall.pivot(index="model", columns="K", values="recall").loc[args.models]
