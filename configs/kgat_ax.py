@@ -106,6 +106,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.patience = 10              # evaluations without improvement before stopping
   c.train.select_metric = "recall@20"
   c.train.log_test = False           # also log test metrics at each evaluation (curves only)
+  c.train.eval_start = False         # also evaluate before the first step (epoch 0), as a
+                                     # selection candidate: a fine-tune can keep its start
   c.train.keep_checkpoints = 2
   c.train.distributed = False        # jax.distributed.initialize() for multi-host runs
 

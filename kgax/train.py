@@ -408,6 +408,21 @@ def write_config(config, workdir: pathlib.Path):
   path.write_text(text)
 
 
+def _evaluate_start(state, config, evaluate_fn, valid_eval, test_eval, log, ckpt, t_start):
+  """train.eval_start: validation (and with log_test, test) of the initial parameters, logged as
+  epoch 0 and checkpointed as the first best, so that selection can return the start itself."""
+  metrics = evaluate_fn(state["params"], valid_eval)
+  value = metrics[config.train.select_metric]
+  log.write(epoch=0, split="valid", wall=time.time() - t_start, **metrics)
+  if config.train.log_test:
+    log.write(epoch=0, split="test", wall=time.time() - t_start,
+              **evaluate_fn(state["params"], test_eval))
+  tqdm.write(f"epoch 0: valid {config.train.select_metric} {value:.4f}")
+  state = dict(state, best=jnp.asarray(value, jnp.float32), best_epoch=jnp.asarray(0, jnp.int32))
+  ckpt.save(0, state, value)
+  return state
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                        stop_after_epochs: int | None = None) -> dict[str, Any]:
   """Trains, selects on validation, returns (and writes) the test metrics of the best checkpoint.
@@ -470,6 +485,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   epochs = config.train.epochs
   epoch_times = []
 
+  if restored is None and config.train.get("eval_start", False):
+    state = _evaluate_start(state, config, evaluate_fn, valid_eval, test_curve_eval, log, ckpt,
+                            t_start)
   if int(state["bad_evals"]) >= config.train.patience:
     epochs = start_epoch   # this run already stopped early: go straight to the final evaluation
   bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)

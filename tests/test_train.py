@@ -433,3 +433,22 @@ def test_log_test_writes_ranking_rows_for_curves(tmp_path):
   assert valid and [r["epoch"] for r in test] == valid
   assert all("recall@20" in r and "auc" not in r for r in test)
   assert "auc" in results["test"]
+
+
+def test_eval_start_logs_epoch_0_and_can_select_it(tmp_path):
+  """train.eval_start: the initial parameters are evaluated (epoch 0) and are a selection
+  candidate; with every parameter frozen no later epoch improves on them, so the run keeps them
+  and reports their metrics."""
+  frozen = '("node", "relation", "W_r", "W_f", "layers")'
+  cfg = _test_config(**{"train.eval_start": "true", "train.log_test": "true",
+                        "optim.freeze": frozen})
+  results = train.train_and_evaluate(cfg, tmp_path / "run")
+  rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  start = [r for r in rows if r.get("epoch") == 0]
+  assert [r["split"] for r in start] == ["valid", "test"]
+  assert results["best_epoch"] == 0
+  assert results["valid"]["recall@20"] == pytest.approx(start[0]["recall@20"], abs=1e-6)
+  assert results["test"]["recall@20"] == pytest.approx(start[1]["recall@20"], abs=1e-6)
+  trained = train.train_and_evaluate(_test_config(**{"train.eval_start": "true"}),
+                                     tmp_path / "trained")
+  assert trained["best_epoch"] > 0   # training the tiny model beats its random start
