@@ -81,9 +81,10 @@ def main(argv=None):
   if "kgat_ax" in summaries and len(summaries) > 1:
     data["improve"] = improvement(summaries)
     rows.append("| %Improve | " + " | ".join(
-        f"{g['percent']:+.2f}% (vs {g['over']})" for g in data["improve"].values()) + " | | |")
+        f"{g['percent']:+.2f}% (vs {g['over']})" for g in data["improve"].values()) + " | | | |")
   md = (f"Table 2 on {args.dataset} (test, mean ± std over seeds {args.seeds})\n\n"
-        "| model | recall@20 | ndcg@20 | best epochs | minutes |\n|---|---|---|---|---|\n"
+        "| model | recall@20 | ndcg@20 | valid recall@20 | best epochs | minutes |\n"
+        "|---|---|---|---|---|---|\n"
         + "\n".join(rows) + f"\n\n{runs.COST_NOTE}\n")
   runs.write_outputs(args.out, md, data)
   return data

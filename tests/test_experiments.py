@@ -69,7 +69,11 @@ def test_table2_writes_consistent_table_and_restarts_without_training(study, cap
     s = data["models"][model]
     assert len(s["best_epochs"]) == 2
     assert runs.fmt(s["recall@20"]) in rows[model] and runs.fmt(s["ndcg@20"]) in rows[model]
-    epochs, minutes = (cell.strip() for cell in rows[model].split("|")[4:6])
+    valid, epochs, minutes = (cell.strip() for cell in rows[model].split("|")[4:7])
+    runs_of = [json.loads(p.read_text())
+               for p in results_json(tmp) if p.parent.name.startswith(f"{model}-seed")]
+    assert float(valid) == pytest.approx(
+        np.mean([r["valid"]["recall@20"] for r in runs_of]), abs=5e-5)
     assert epochs == ", ".join(str(e) for e in s["best_epochs"])
     assert float(minutes) == pytest.approx(np.mean(s["wall_seconds"]) / 60, abs=0.051)
   assert f"Hardware: {data['hardware']}." in md and "CPU cores, jax " in data["hardware"]
