@@ -75,8 +75,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                      # exactly as the pretrained model whose rows it was given
   c.model.identity_aggregator = False  # aggregator starts as LeakyReLU(e_h + e_agg) (Wa = I,
                                        # truncated to the layer size; bi: Wb = 0)
-  c.model.pretrained = ""            # BPR-MF workdir to initialise users and items from (as KGAT
-                                     # does); "{seed}" in it becomes the run's seed
+  c.model.pretrained = ""            # BPR-MF (as KGAT does) or LightGCN workdir to initialise
+                                     # users and items from; "{seed}" becomes the run's seed
   c.model.pretrained_spread = 0      # > 0: entities, aux nodes and items without a training
                                      # pair start as the mean of their pretrained neighbours,
                                      # spread this many hops (else as initialised)

@@ -113,9 +113,9 @@ def hardware() -> str:
 
 
 COST_NOTE = ("valid recall@20 = mean over the seeds of the selected checkpoints' validation "
-             "recall@20; best epochs per seed; minutes = mean wall time of one run (training and its "
-             "evaluations; a run that starts from a pretrained MF or LightGCN run excludes "
-             "that run).")
+             "recall@20; best epochs per seed; minutes = mean wall time of one run (training "
+             "and its evaluations; a run that starts from a pretrained MF or LightGCN run "
+             "excludes that run).")
 
 
 # Models whose trained user and item embeddings a --pretrain study can start the KGAT family from.

@@ -2,8 +2,8 @@
 
     python experiments/table3.py --dataset ../shared/data/bench/ml-100k-kg \
         --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] [--tuned runs/tune] \
-        [--pretrain [--pretrain-from lightgcn]] \
+        --root runs/table3 --out docs/results/table3-ml-100k-kg [--config.train.epochs=60] \
+        [--tuned runs/tune] [--pretrain [--pretrain-from lightgcn]] \
         [--variants kgat_ax no_kge ...]
 
 Every variant is trained on the same split, selected on validation, and reported on test as
@@ -17,8 +17,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import runs  # noqa: E402
 
 VARIANTS = ("kgat_ax", "no_kge", "no_att_eu", "no_att_ei", "no_aux", "kgat")
-CONFIG = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "kgat_ax.py")
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+CONFIG = str(CONFIGS / "kgat_ax.py")
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import functools
 import json
 import pathlib
 import time
@@ -129,7 +130,9 @@ def with_pretrained(params: dict, workdir: str, graph: Graph, spread: int = 0,
                     scale: float = 1.0) -> dict:
   """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
 
-  `workdir` is a finished MF run on the same dataset and split (its best checkpoint is used).
+  `workdir` is a finished run on the same dataset and split of any model with user and item
+  embeddings (BPR-MF, or LightGCN, whose propagated output rows are used); its best checkpoint
+  is used.
   With `spread` > 0 the other nodes (KG entities, aux nodes, and items without a training pair,
   which MF never trained) start as the mean of their pretrained neighbours, spread that many
   hops (`spread_embeddings`), instead of at random. The pretrained rows are multiplied by `scale`:
@@ -408,18 +411,23 @@ def write_config(config, workdir: pathlib.Path):
   path.write_text(text)
 
 
-def _evaluate_start(state, config, evaluate_fn, valid_eval, test_eval, log, ckpt, t_start):
-  """train.eval_start: validation (and with log_test, test) of the initial parameters, logged as
-  epoch 0 and checkpointed as the first best, so that selection can return the start itself."""
+def _validate(state, epoch: int, *, config, evaluate_fn, valid_eval, test_eval, log, ckpt,
+              t_start):
+  """Evaluates `state` on validation after `epoch` epochs (0: the initial parameters), updates
+  the early-stopping fields, logs (with log_test also the test curve row) and checkpoints."""
   metrics = evaluate_fn(state["params"], valid_eval)
   value = metrics[config.train.select_metric]
-  log.write(epoch=0, split="valid", wall=time.time() - t_start, **metrics)
-  if config.train.log_test:
-    log.write(epoch=0, split="test", wall=time.time() - t_start,
+  improved = value > float(state["best"])
+  state = dict(state, best=jnp.asarray(max(value, float(state["best"])), jnp.float32),
+               best_epoch=jnp.asarray(epoch if improved else int(state["best_epoch"]), jnp.int32),
+               bad_evals=jnp.asarray(0 if improved else int(state["bad_evals"]) + 1, jnp.int32))
+  log.write(epoch=epoch, split="valid", wall=time.time() - t_start, **metrics)
+  if config.train.log_test:   # reporting only (time-to-quality curves); never for selection
+    log.write(epoch=epoch, split="test", wall=time.time() - t_start,
               **evaluate_fn(state["params"], test_eval))
-  tqdm.write(f"epoch 0: valid {config.train.select_metric} {value:.4f}")
-  state = dict(state, best=jnp.asarray(value, jnp.float32), best_epoch=jnp.asarray(0, jnp.int32))
-  ckpt.save(0, state, value)
+  tqdm.write(f"epoch {epoch}: valid {config.train.select_metric} {value:.4f}"
+             f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
+  ckpt.save(epoch, state, value if improved else None)
   return state
 
 
@@ -485,9 +493,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   epochs = config.train.epochs
   epoch_times = []
 
+  validate = functools.partial(_validate, config=config, evaluate_fn=evaluate_fn,
+                               valid_eval=valid_eval, test_eval=test_curve_eval, log=log,
+                               ckpt=ckpt, t_start=t_start)
   if restored is None and config.train.get("eval_start", False):
-    state = _evaluate_start(state, config, evaluate_fn, valid_eval, test_curve_eval, log, ckpt,
-                            t_start)
+    state = validate(state, 0)   # the start is a selection candidate (a fine-tune may keep it)
   if int(state["bad_evals"]) >= config.train.patience:
     epochs = start_epoch   # this run already stopped early: go straight to the final evaluation
   bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
@@ -527,21 +537,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
       last = epoch + 1 == epochs
       if (epoch + 1) % config.train.eval_every == 0 or last:
-        metrics = evaluate_fn(state["params"], valid_eval)
-        value = metrics[config.train.select_metric]
-        improved = value > float(state["best"])
-        state = dict(state, best=jnp.asarray(max(value, float(state["best"])), jnp.float32),
-                     best_epoch=jnp.asarray(epoch + 1 if improved else int(state["best_epoch"]),
-                                            jnp.int32),
-                     bad_evals=jnp.asarray(0 if improved else int(state["bad_evals"]) + 1,
-                                           jnp.int32))
-        log.write(epoch=epoch + 1, split="valid", wall=time.time() - t_start, **metrics)
-        if config.train.log_test:   # reporting only (time-to-quality curves); never for selection
-          log.write(epoch=epoch + 1, split="test", wall=time.time() - t_start,
-                    **evaluate_fn(state["params"], test_curve_eval))
-        tqdm.write(f"epoch {epoch + 1}: valid {config.train.select_metric} {value:.4f}"
-                   f" (best {float(state['best']):.4f} at {int(state['best_epoch'])})")
-        ckpt.save(epoch + 1, state, value if improved else None)
+        state = validate(state, epoch + 1)
         if int(state["bad_evals"]) >= config.train.patience:
           tqdm.write(f"early stopping at epoch {epoch + 1}")
           bar.update(1)

@@ -443,7 +443,8 @@ def test_eval_start_logs_epoch_0_and_can_select_it(tmp_path):
   cfg = _test_config(**{"train.eval_start": "true", "train.log_test": "true",
                         "optim.freeze": frozen})
   results = train.train_and_evaluate(cfg, tmp_path / "run")
-  rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  log = (tmp_path / "run" / "metrics.jsonl").read_text()
+  rows = [json.loads(line) for line in log.splitlines()]
   start = [r for r in rows if r.get("epoch") == 0]
   assert [r["split"] for r in start] == ["valid", "test"]
   assert results["best_epoch"] == 0
