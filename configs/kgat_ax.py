@@ -53,6 +53,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.attention = "triple"       # triple | kgat | mean
   c.model.aggregator = "bi"          # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   c.model.combine = "concat"         # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
+  c.model.edge_norm = "head"          # head: pi is the softmax over the head's edges (eq. 6) |
+                                     # symmetric: times sqrt(deg(h) / deg(t)), so that uniform
+                                     # weights are LightGCN's 1 / sqrt(deg(h) deg(t))
   c.model.normalize_layers = True    # L2-normalise each layer's output (KGAT)
   c.model.l2_on = "output"           # L2 on the batch's final representations e* (KGAT) | layer0:
                                      # on its rows of the node table (LightGCN)

@@ -335,7 +335,8 @@ def _check_finite(losses: np.ndarray, phase: str, epoch: int):
 
 # Fields added after runs could have begun whose behaviour-preserving value is not neutral.
 ADDED_DEFAULTS = {"model.pretrained_scale": 1.0, "model.combine": "concat",
-                  "model.normalize_layers": True, "model.l2_on": "output"}
+                  "model.normalize_layers": True, "model.l2_on": "output",
+                  "model.edge_norm": "head"}
 
 
 def _same_config(stored: dict, new: dict, prefix: str = "") -> bool:

@@ -1,5 +1,7 @@
 """KGAT-AX forward pass against a brute-force numpy reference, for every variant."""
 
+import dataclasses
+
 import ml_collections
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import jax.numpy as jnp
 from kgax.data import AuxFacts, Dataset
 from kgax.graph import GraphOptions, build_graph, find_edges
 from kgax.models import kgat as model
+from kgax.models import lightgcn
 
 VARIANTS = ("kgat_ax", "no_kge", "no_att_eu", "no_att_ei", "no_aux", "kgat")
 
@@ -86,6 +89,8 @@ def _reference(params, g, m, drop=frozenset(), scale=None):
   H, R, T = (np.asarray(a)[real] for a in (g.heads, g.relations, g.tails))
   outs = [x]
   x0 = x
+  deg = np.bincount(H, minlength=n)
+  sym = m.get("edge_norm", "head") == "symmetric"
   for layer in p["layers"]:
     d_in = x.shape[1]
     msgs, logits = [], []
@@ -111,7 +116,7 @@ def _reference(params, g, m, drop=frozenset(), scale=None):
       e = np.flatnonzero(H == h)
       w = np.exp(logits[e] - logits[e].max())
       keep = np.array([scale.get((h, R[k], T[k]), float((h, R[k], T[k]) not in drop))
-                       for k in e])
+                       * (np.sqrt(deg[h] / deg[T[k]]) if sym else 1.0) for k in e])
       agg[h] = (w / w.sum() * keep) @ msgs[e]
     if m.aggregator == "bi":
       x = (_leaky((x + agg) @ layer["Wa"] + layer["ba"], m.leaky_slope)
@@ -151,7 +156,10 @@ _SQUARE = dict(layers=(6, 6))   # the linear aggregator and the mean need layers
                                 dict(_SQUARE, aggregator="linear", normalize_layers=False),
                                 dict(_SQUARE, aggregator="linear", combine="mean",
                                      normalize_layers=False, attention="kgat"),
-                                dict(_SQUARE, aggregator="gcn", combine="mean")])
+                                dict(_SQUARE, aggregator="gcn", combine="mean"),
+                                dict(edge_norm="symmetric"),
+                                dict(_SQUARE, aggregator="linear", combine="mean",
+                                     normalize_layers=False, edge_norm="symmetric")])
 def test_switches_match_reference(kw):
   c = _config("kgat_ax", **kw)
   ds = _dataset()
@@ -312,6 +320,25 @@ def test_zero_messages_start_as_the_layer0_model():
   assert float(jnp.abs(grads["layers"][1]["B"]).sum()) > 0   # and the second from e_r
   with pytest.raises(ValueError, match="zero_messages"):
     model.check_config(_config("kgat", zero_messages=True).model)
+def test_symmetric_mean_propagation_is_lightgcn_without_kg():
+  """Uniform attention with edge_norm=symmetric, the linear aggregator and the mean of the layers,
+  on a CKG of interactions only, is LightGCN's propagation (kgax/models/lightgcn.py)."""
+  base = _dataset()
+  ds = dataclasses.replace(base, kg=np.zeros((0, 3), base.kg.dtype), aux=AuxFacts.empty())
+  c = _config("no_aux", attention="mean", aggregator="linear", combine="mean",
+              normalize_layers=False, edge_norm="symmetric", layers=(6, 6, 6))
+  g = build_graph(ds, ds.interactions, GraphOptions(aux_edges=False, pad_to=16))
+  params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(4), c.model, g))
+  users, items = model.user_item_embeddings(params, g, c.model)
+  node = params["node"]
+  want_u, want_i = lightgcn.propagate(node[g.user_start:g.user_start + g.n_users],
+                                      node[:g.n_items], g, 3)
+  np.testing.assert_allclose(np.asarray(users), np.asarray(want_u), rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(np.asarray(items), np.asarray(want_i), rtol=1e-9, atol=1e-12)
+  c.model.edge_norm = "head"   # the softmax's 1 / deg(h) differs here
+  assert not np.allclose(np.asarray(model.user_item_embeddings(params, g, c.model)[1]), want_i)
+
+
 @pytest.mark.parametrize("aggregator", ["bi", "gcn", "graphsage"])
 def test_identity_aggregator_starts_as_truncated_sum(aggregator):
   """identity_aggregator: each layer starts as LeakyReLU(e_h + e_agg) (graphsage: of e_h alone),

@@ -22,6 +22,7 @@ AGGREGATORS = ("bi", "gcn", "graphsage", "linear")
 FUSIONS = ("holographic", "hadamard", "concat", "none")
 COMBINES = ("concat", "mean")
 L2_TARGETS = ("output", "layer0")
+EDGE_NORMS = ("head", "symmetric")
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
@@ -29,7 +30,8 @@ _glorot = jax.nn.initializers.glorot_uniform()
 def check_config(m: ml_collections.ConfigDict) -> None:
   """Rejects unknown switch values with a one-line error naming the field."""
   for field, allowed in (("attention", ATTENTIONS), ("aggregator", AGGREGATORS),
-                         ("fusion", FUSIONS), ("combine", COMBINES), ("l2_on", L2_TARGETS)):
+                         ("fusion", FUSIONS), ("combine", COMBINES), ("l2_on", L2_TARGETS),
+                         ("edge_norm", EDGE_NORMS)):
     if m.get(field, allowed[0]) not in allowed:
       raise ValueError(f"config.model.{field}={m[field]!r}: expected one of {allowed}")
   if not m.layers or any(int(s) <= 0 for s in m.layers):
@@ -151,6 +153,20 @@ def _uniform_mask(graph: Graph, m) -> jax.Array | None:
   return mask
 
 
+def symmetric_factor(graph: Graph, dtype=jnp.float32) -> jax.Array:
+  """sqrt(deg(h) / deg(t)) per edge [E], degrees counting the graph's real edges (node dropout
+  and dropped target edges do not change them).
+
+  Times a softmax over the head's edges, uniform weights 1 / deg(h) become LightGCN's
+  1 / sqrt(deg(h) deg(t)); learned weights are rescaled the same way. Every CKG edge has its
+  inverse, so a node's out-degree is also its in-degree.
+  """
+  deg = ops.segment_sum((graph.weights > 0).astype(dtype), graph.heads, graph.n_nodes,
+                        indices_are_sorted=True)
+  deg = jnp.maximum(deg, 1.0)
+  return jnp.sqrt(deg[graph.heads] / deg[graph.tails])
+
+
 def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
   if m.aggregator == "linear":   # LightGCN's: the next layer is the attentive neighbour sum
     return agg
@@ -186,6 +202,8 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
   x = fuse(params, graph, m, params["node"])
   outs = [x]
   uniform = _uniform_mask(graph, m)
+  rescale = (symmetric_factor(graph, x.dtype) if m.get("edge_norm", "head") == "symmetric"
+             else None)
   logits = kgat_logits(params, graph, x) if m.attention == "kgat" else None
   pis = []
   for l, layer in enumerate(params["layers"]):
@@ -203,6 +221,8 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
     if uniform is not None:
       logit = jnp.where(uniform, 0.0, logit)
     pi = ops.segment_softmax(logit, heads, n, indices_are_sorted=True) * weights  # eq. 6
+    if rescale is not None:
+      pi = pi * rescale
     pis.append(pi)
     if m.attention == "triple":
       # e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t)  (eq. 3)
