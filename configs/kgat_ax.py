@@ -59,6 +59,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.normalize_layers = True    # L2-normalise each layer's output (KGAT)
   c.model.l2_on = "output"           # L2 on the batch's final representations e* (KGAT) | layer0:
                                      # on its rows of the node table (LightGCN)
+  c.model.graph_l2 = 0.0             # CF-phase L2 on the KG-entity and aux rows of the node
+                                     # table (0.5 * mean |row|^2), which layer0 leaves out
   c.model.fusion = "holographic"     # holographic | hadamard | concat | none
   c.model.aux_edges = True
   c.model.use_kge = True

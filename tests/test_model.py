@@ -395,3 +395,26 @@ def test_l2_on_layer0_regularises_the_node_rows():
   assert abs(terms["output"] - terms["layer0"]) > 1e-3
   with pytest.raises(ValueError, match="l2_on"):
     model.check_config(_config("kgat_ax", l2_on="ego").model)
+
+
+def test_graph_l2_regularises_the_kg_and_aux_rows():
+  """graph_l2 adds graph_l2 * 0.5 * mean |row|^2 over the KG-entity and aux rows (neither users,
+  items nor the sink), whose gradient then reaches every such row and no other."""
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  batch = jnp.array([[0, 1, 2], [3, 0, 4]])
+  m0 = _config("kgat_ax", l2_on="layer0", message_dropout=0.0).model
+  m1 = _config("kgat_ax", l2_on="layer0", message_dropout=0.0, graph_l2=0.3).model
+  params = model.init(jax.random.key(11), m0, g)
+  loss = lambda m, p: model.cf_loss(p, g, m, batch, jax.random.key(0), 1e-2)
+  node = np.asarray(params["node"], np.float64)
+  rows = np.r_[ds.n_items:ds.n_entities, g.aux_start:g.aux_start + ds.aux.n_nodes]
+  want = 0.3 * 0.5 * np.mean((node[rows] ** 2).sum(-1))
+  np.testing.assert_allclose(float(loss(m1, params) - loss(m0, params)), want, rtol=1e-5)
+  extra = np.asarray(jax.grad(loss, argnums=1)(m1, params)["node"]
+                     - jax.grad(loss, argnums=1)(m0, params)["node"])
+  np.testing.assert_allclose(extra[rows], 0.3 * node[rows] / len(rows), rtol=1e-4, atol=1e-9)
+  others = np.setdiff1d(np.arange(g.n_nodes), rows)
+  np.testing.assert_allclose(extra[others], 0.0, atol=1e-9)
+  with pytest.raises(ValueError, match="graph_l2"):
+    model.check_config(_config("kgat_ax", graph_l2=-1.0).model)

@@ -43,6 +43,8 @@ def check_config(m: ml_collections.ConfigDict) -> None:
   if m.get("zero_messages", False) and m.attention != "triple":
     raise ValueError(f"config.model.zero_messages=True needs attention='triple' (W1 to zero), "
                      f"not {m.attention!r}")
+  if m.get("graph_l2", 0.0) < 0:
+    raise ValueError(f"config.model.graph_l2={m.graph_l2}: expected >= 0")
   for field in ("message_dropout", "node_dropout"):
     if not 0.0 <= m.get(field, 0.0) < 1.0:
       raise ValueError(f"config.model.{field}={m[field]}: expected [0, 1)")
@@ -257,6 +259,9 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
 
   With m.drop_target_edges the propagation runs without the batch's own interaction edges
   (user -> item and item -> user), so that no score sees the edge it is trained to predict.
+  m.graph_l2 > 0 adds m.graph_l2 * 0.5 * the mean |row|^2 over the node table's rows that are
+  neither users nor items (KG entities and aux nodes), which no batch term reaches with
+  l2_on="layer0".
   """
   drop = None
   if m.get("drop_target_edges", False):
@@ -271,7 +276,16 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
     node = params["node"]
     u, i, j = node[graph.user_nodes(batch[:, 0])], node[batch[:, 1]], node[batch[:, 2]]
   reg = 0.5 * jnp.mean(jnp.sum(u * u, -1) + jnp.sum(i * i, -1) + jnp.sum(j * j, -1))
-  return jnp.mean(jax.nn.softplus(-diff)) + l2 * reg
+  loss = jnp.mean(jax.nn.softplus(-diff)) + l2 * reg
+  if m.get("graph_l2", 0.0) > 0:
+    loss = loss + m.graph_l2 * 0.5 * graph_row_sq_norm(params["node"], graph)
+  return loss
+
+
+def graph_row_sq_norm(node: jax.Array, graph: Graph) -> jax.Array:
+  """Mean |row|^2 over the KG-entity and aux rows of the node table (not users, items, sink)."""
+  rows = jnp.concatenate([node[graph.n_items:graph.user_start], node[graph.aux_start:graph.sink]])
+  return jnp.mean(jnp.sum(rows * rows, -1)) if rows.shape[0] else jnp.zeros((), node.dtype)
 
 
 def kg_loss(params, graph: Graph, m, batch: jax.Array, l2: float) -> jax.Array:
