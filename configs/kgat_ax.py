@@ -42,6 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.valid_fraction = 0.1        # carved out of train
   c.data.min_rating = ml_collections.config_dict.placeholder(float)  # MovieLens: None = all positive
   c.data.aux_from = ""               # folder whose aux facts (same user/item ids) are added
+  c.data.kg_min_degree = 0          # > 1: drop non-item entities in fewer KG triples than this
   c.data.cold_items = 0.0            # fraction of items whose pairs all go to test (cold start)
 
   c.model = ml_collections.ConfigDict()
