@@ -140,8 +140,8 @@ def study_args(description: str, argv=None, *, default_root: str, models=(), var
                  help="with --pretrain, the model whose runs (ROOT/MODEL-seedS, trained first) "
                       "the KGAT family starts from")
   p.add_argument("--recipe", default="",
-                 help="JSON file {model: {field: value}} (\"*\": every model) of per-model "
-                      "settings, applied after --config.* and --tuned")
+                 help="JSON file {model: {field: value}} (\"*\": every model; \"a,b\": models a "
+                      "and b) of per-model settings, applied after --config.* and --tuned")
   p.add_argument("--tuned", default="",
                  help="folder of tune.py results, TUNED/<model>/tune.json: each model's selected "
                       "fields are applied on top of the --config.* overrides")
@@ -169,7 +169,8 @@ def tuned_overrides(tuned: str, name: str) -> dict[str, str]:
 
 
 def recipe_overrides(recipe: str, name: str) -> dict[str, str]:
-  """The fields a --recipe file sets for `name`: its "*" entry, then its own entry."""
+  """The fields a --recipe file sets for `name`: its "*" entry, then, in file order, every entry
+  whose key names it ("kgat_ax" or a comma-separated list such as "kgat_ax,no_kge")."""
   if not recipe:
     return {}
   path = pathlib.Path(recipe)
@@ -180,7 +181,11 @@ def recipe_overrides(recipe: str, name: str) -> dict[str, str]:
   if not isinstance(data, dict) or not all(isinstance(v, dict) for k, v in data.items()
                                            if not k.startswith("_")):
     raise SystemExit(f"--recipe {recipe}: expected {{model: {{field: value}}}}")
-  return {k: str(v) for k, v in {**data.get("*", {}), **data.get(name, {})}.items()}
+  fields = dict(data.get("*", {}))
+  for key, entry in data.items():
+    if name in (part.strip() for part in key.split(",")):
+      fields.update(entry)
+  return {k: str(v) for k, v in fields.items()}
 
 
 def model_config(config_file: str, args, overrides, arg: str = "", name: str = "") -> object:

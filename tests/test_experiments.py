@@ -268,12 +268,16 @@ def test_pretrain_from_lightgcn_trains_it_first_and_starts_from_it(tmp_path):
 def test_recipe_sets_fields_per_model(tmp_path):
   recipe = tmp_path / "r.json"
   recipe.write_text(json.dumps({"_doc": "x", "*": {"optim.l2": "1e-2"},
-                                "kgat": {"train.batch_size": 512, "optim.l2": "1e-3"}}))
+                                "kgat": {"train.batch_size": 512, "optim.l2": "1e-3"},
+                                "kgat, cke": {"optim.lr": "5e-3"},
+                                "cke": {"optim.lr": "2e-3"}}))
   args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(recipe)], default_root="r",
                              models=tuple(table2.MODELS))
   mf, kgat = table2.model_config("mf", args, ov), table2.model_config("kgat", args, ov)
   assert (mf.optim.l2, mf.train.batch_size) == (1e-2, 128)   # "*" on top of --config.*
-  assert (kgat.optim.l2, kgat.train.batch_size) == (1e-3, 512)
+  assert (kgat.optim.l2, kgat.train.batch_size, kgat.optim.lr) == (1e-3, 512, 5e-3)
+  assert table2.model_config("cke", args, ov).optim.lr == 2e-3   # later entries win
+  assert mf.optim.lr != 5e-3   # "kgat, cke" names neither mf nor a prefix match
   recipe.write_text("[1]")
   with pytest.raises(SystemExit, match="r.json: expected"):
     table2.model_config("mf", args, ov)
