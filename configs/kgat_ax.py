@@ -26,7 +26,8 @@ def _parse(arg: str | None) -> dict:
       raise ValueError(f"config argument {key!r}: expected one of {sorted(out)}")
     out[key] = value
   if out["variant"] not in VARIANTS:
-    raise ValueError(f"config argument variant={out['variant']!r}: expected one of {sorted(VARIANTS)}")
+    raise ValueError(f"config argument variant={out['variant']!r}: "
+                     f"expected one of {sorted(VARIANTS)}")
   return out
 
 
@@ -40,7 +41,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.split_seed = 2026
   c.data.test_fraction = 0.2         # raw data only; pre-split data keeps its test set
   c.data.valid_fraction = 0.1        # carved out of train
-  c.data.min_rating = ml_collections.config_dict.placeholder(float)  # MovieLens: None = all positive
+  # MovieLens: ratings at or above this are positives; None: every rating
+  c.data.min_rating = ml_collections.config_dict.placeholder(float)
   c.data.aux_from = ""               # folder whose aux facts (same user/item ids) are added
   c.data.kg_min_degree = 0          # > 1: drop non-item entities in fewer KG triples than this
   c.data.cold_items = 0.0            # fraction of items whose pairs all go to test (cold start)
@@ -75,7 +77,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                      # edges, both directions
   c.model.identity_init = False      # the added modules start neutral, for fine-tuning from
                                      # pretrained embeddings: triple attention as the mean
-                                     # aggregator (W1 = [0 | 0 | I], w2 = 0) and fusion as e_v' = e_v
+                                     # aggregator (W1 = [0 | 0 | I], w2 = 0) and fusion as
+                                     # e_v' = e_v
   c.model.zero_messages = False      # triple attention's W1 and w2 start at zero: no message, so
                                      # with aggregator=linear and combine=mean the model starts
                                      # exactly as the pretrained model whose rows it was given

@@ -182,7 +182,8 @@ def main(argv=None):
            "Cold items ranked among all items (recall@20, AUC) and among the cold items only "
            f"(cold-only recall@20; a random ranking scores 20 / {cold_info['items']} = "
            f"{chance:.4f})\n\n"
-           "| model | cold recall@20 | cold AUC | cold-only recall@20 | all test items recall@20 |\n"
+           "| model | cold recall@20 | cold AUC | cold-only recall@20 "
+           "| all test items recall@20 |\n"
            "|---|---|---|---|---|\n" + "\n".join(cold_rows) + "\n\n")
     data["cold_items"] = {"fraction": COLD, "seeds": cold_seeds, "chance cold-only recall@20":
                           chance, **cold_info, "models": cold}

@@ -194,7 +194,8 @@ def test_cold_items_leave_train_and_valid_for_test():
 def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   import tune
   grid = tune.parse_grid(["optim.l2=1e-5,1e-1", "optim.lr=1e-2"])
-  assert grid == [{"optim.l2": "1e-5", "optim.lr": "1e-2"}, {"optim.l2": "1e-1", "optim.lr": "1e-2"}]
+  assert grid == [{"optim.l2": "1e-5", "optim.lr": "1e-2"},
+                  {"optim.l2": "1e-1", "optim.lr": "1e-2"}]
   overrides, _ = config_lib.split_overrides(TINY[5:])
   root = tmp_path / "tune" / "mf"
   out = tune.tune(f"{REPO}/configs/mf.py:dataset=synthetic-tiny", grid, root, overrides=overrides)

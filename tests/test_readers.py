@@ -118,7 +118,8 @@ def test_kgat_write_round_trip(tmp_path):
      r"user_list\.txt:3: non-integer remap_id 'x'"),
     (dict(train_txt="0 1\n", user_list_txt="org_id remap_id\na 0\nb\n"),
      r"user_list\.txt:3: expected 2 columns, found 1"),
-    (dict(train_txt="0 1\n", user_list_txt="id remap\na 0\n"), r"user_list\.txt:1: expected header"),
+    (dict(train_txt="0 1\n", user_list_txt="id remap\na 0\n"),
+     r"user_list\.txt:1: expected header"),
 ])
 def test_kgat_bad_input(tmp_path, files, match):
   with bad(match):
@@ -233,7 +234,8 @@ def test_movielens_csv_records(tmp_path):
                        (2, False, "genome=c, d", 0.7), (2, False, "genome=a", 0.2),
                        (0, True, "user_tag=funny", 2), (1, True, "user_tag=dark", 1),
                        (1, True, "user_tag=y", 1), (0, False, "tag=funny", 1),
-                       (0, False, "tag=dark", 1), (0, False, "tag=x", 1), (1, False, "tag=funny", 1)}
+                       (0, False, "tag=dark", 1), (0, False, "tag=x", 1),
+                       (1, False, "tag=funny", 1)}
   assert "4 (user, item) pairs from 3 users and 3 movies, dropped 1 duplicates" in ds.notes
   assert "ignored 1 movies without (kept) ratings" in ds.notes
   assert "genome-scores.csv: ignored 1 rows of movies without (kept) ratings" in ds.notes
@@ -322,7 +324,8 @@ def test_movielens_bad_dat_and_links(tmp_path):
   with bad(r"ratings\.dat:2: expected 4 columns, found 5"):
     read_movielens(write(tmp_path / "m1", ratings__dat="1::5::4::9\n2::7::5::9::1\n"))
   with bad(r"users\.dat:1: unknown occupation code 21"):
-    read_movielens(write(tmp_path / "m2", ratings__dat="1::5::4::9\n", users__dat="1::F::1::21::4\n"))
+    read_movielens(write(tmp_path / "m2", ratings__dat="1::5::4::9\n",
+                         users__dat="1::F::1::21::4\n"))
   folder = ml_folder(tmp_path)
   (folder / "links.txt").write_text("10\tm.a\n30\tm.a\n")
   (folder / "fb.txt").write_text("m.a\tr\tm.b\n")

@@ -55,7 +55,8 @@ def _dataset(presplit=False):
   kg = np.array([[0, 0, 6], [1, 0, 6], [2, 1, 7], [6, 1, 7]])
   aux = AuxFacts(owner=np.array([0, 0, 3, 1]), owner_is_user=np.array([False, False, False, True]),
                  node=np.array([0, 1, 1, 2]), weight=np.array([3.0, 1.0, 2.0, 1.0], np.float32),
-                 node_attr=np.array([0, 0, 1]), node_names=np.array(["g=a", "g=b", "age=1"], object),
+                 node_attr=np.array([0, 0, 1]),
+                 node_names=np.array(["g=a", "g=b", "age=1"], object),
                  attr_names=("genome", "age"))
   test = pairs[::5] if presplit else None
   inter = np.delete(pairs, np.s_[::5], 0) if presplit else pairs

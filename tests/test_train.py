@@ -406,7 +406,8 @@ def test_freeze_keeps_named_parameters_for_the_given_epochs():
 def test_freeze_rejects_unknown_parameter_names():
   cfg = _test_config(**{"optim.freeze": "embeddings"})
   ds, split, graph = train.setup(cfg)
-  with pytest.raises(ValueError, match=r"config.optim.freeze: no parameters named \['embeddings'\]"):
+  with pytest.raises(ValueError,
+                     match=r"config.optim.freeze: no parameters named \['embeddings'\]"):
     train.init_state(cfg, graph)
 
 
