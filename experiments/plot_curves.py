@@ -4,7 +4,9 @@
         --out docs/results/curves.png [--labels A B]
 
 Test-split rows exist when the run logged them (`--config.train.log_test=true`; reporting only,
-never used for selection).
+never used for selection). For each workdir it also prints the evaluation with the best
+validation metric, with the test value and CF loss of that epoch (runs stopped by hand have no
+results.json).
 """
 
 import argparse
@@ -21,6 +23,21 @@ def read_curve(workdir, split: str, metric: str, x: str):
   rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
   rows = [r for r in rows if r.get("split") == split and metric in r]
   return [r[x] for r in rows], [r[metric] for r in rows]
+
+
+def best_validation(workdir, metric: str) -> dict | None:
+  """The evaluation with the highest validation `metric` (the first, on ties): its epoch, that
+  value, the test value at the same epoch (when logged) and the epoch's CF loss; None without
+  validation rows. For runs stopped by hand, which have no results.json."""
+  rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+  valid = [r for r in rows if r.get("split") == "valid" and metric in r]
+  if not valid:
+    return None
+  best = max(valid, key=lambda r: r[metric])   # max keeps the first of equal values
+  same = lambda pred: next((r for r in rows if r.get("epoch") == best["epoch"] and pred(r)), {})
+  return {"epoch": best["epoch"], "valid": best[metric],
+          "test": same(lambda r: r.get("split") == "test").get(metric),
+          "cf_loss": same(lambda r: "cf_loss" in r).get("cf_loss")}
 
 
 def pretraining(workdir, key: str = "wall_seconds") -> float:
@@ -68,6 +85,10 @@ def main(argv=None):
                         else f"{level} never" for level in args.hline)
     print(f"{label}: pretraining {offset:.0f} s" + (f"; {args.split} {args.metric} {reached}"
                                                   if reached else ""))
+    if (best := best_validation(workdir, args.metric)) is not None:
+      fmt = lambda v: "-" if v is None else f"{v:.4f}"
+      print(f"{label}: best valid {args.metric} {best['valid']:.4f} at epoch {best['epoch']} "
+            f"(test {fmt(best['test'])}, cf_loss {fmt(best['cf_loss'])})")
   for level in args.hline:
     ax.axhline(level, color="gray", ls="--", lw=0.8)
   ax.set_xlabel("wall seconds" if args.x == "wall" else "epoch")

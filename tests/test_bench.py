@@ -61,6 +61,26 @@ def test_plot_curves_writes_png(tmp_path, capsys):
   assert "pretraining 8 s; test recall@20 0.15 at 28" in capsys.readouterr().out
 
 
+def test_plot_curves_reports_the_best_validation_epoch(tmp_path, capsys):
+  import plot_curves
+  run = tmp_path / "run"
+  run.mkdir()
+  rows = [{"epoch": 1, "cf_loss": 0.5}, {"epoch": 1, "split": "valid", "recall@20": 0.2},
+          {"epoch": 1, "split": "test", "recall@20": 0.25},
+          {"epoch": 2, "cf_loss": 0.4}, {"epoch": 2, "split": "valid", "recall@20": 0.3},
+          {"epoch": 2, "split": "test", "recall@20": 0.31},
+          {"epoch": 3, "cf_loss": 0.3}, {"epoch": 3, "split": "valid", "recall@20": 0.3}]
+  (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  assert plot_curves.best_validation(run, "recall@20") == {
+      "epoch": 2, "valid": 0.3, "test": 0.31, "cf_loss": 0.4}   # the first of equal values
+  (run / "config.json").write_text(json.dumps({"seed": 0, "model": {}}))
+  plot_curves.main([str(run), "--split", "valid", "--x", "epoch", "--out", str(tmp_path / "v.png")])
+  assert "best valid recall@20 0.3000 at epoch 2 (test 0.3100, cf_loss 0.4000)" in \
+      capsys.readouterr().out
+  (run / "metrics.jsonl").write_text(json.dumps(rows[1]) + "\n")   # no test row, no loss
+  assert plot_curves.best_validation(run, "recall@20")["test"] is None
+
+
 def test_plot_scaling_table_and_png(tmp_path):
   import plot_scaling
   paths = []
