@@ -77,8 +77,8 @@ def with_kg_min_degree(ds: Dataset, min_degree: int) -> Dataset:
   head or tail, counted in the full KG), their triples and their aux facts; the remaining
   entities are renumbered in order after the items.
 
-  A leaf entity linked to one item (64% of ml-100k-kg's Freebase entities) relates that item to
-  nothing else: in the propagation it is only a second free vector per item.
+  An entity in a single triple (64% of ml-100k-kg's Freebase entities) relates its item to
+  nothing else: in the propagation it is only a second free vector for that item.
   """
   if min_degree < 0:
     raise DataError(f"data.kg_min_degree must be >= 0, got {min_degree}")
