@@ -64,6 +64,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                      # on its rows of the node table (LightGCN)
   c.model.graph_l2 = 0.0             # CF-phase L2 on the KG-entity and aux rows of the node
                                      # table (0.5 * mean |row|^2), which layer0 leaves out
+  c.model.fusion_l2 = 0.0            # CF-phase L2 on the fusion's distance from the identity,
+                                     # 0.5 * |W_f - W_identity|^2 (the paper: no penalty)
   c.model.fusion = "holographic"     # holographic | hadamard | concat | none
   c.model.aux_edges = True
   c.model.use_kge = True

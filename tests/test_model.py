@@ -418,3 +418,26 @@ def test_graph_l2_regularises_the_kg_and_aux_rows():
   np.testing.assert_allclose(extra[others], 0.0, atol=1e-9)
   with pytest.raises(ValueError, match="graph_l2"):
     model.check_config(_config("kgat_ax", graph_l2=-1.0).model)
+
+
+@pytest.mark.parametrize("fusion", ["holographic", "concat"])
+def test_fusion_l2_penalises_the_distance_from_the_identity_fusion(fusion):
+  """fusion_l2 adds fusion_l2 * 0.5 * |W_f - W_identity|^2: nothing at the identity start, and
+  the numpy value once W_f has moved."""
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  batch = jnp.array([[0, 1, 2], [3, 0, 4]])
+  m0 = _config("kgat_ax", fusion=fusion, identity_init=True, message_dropout=0.0).model
+  m1 = _config("kgat_ax", fusion=fusion, identity_init=True, message_dropout=0.0,
+               fusion_l2=0.7).model
+  params = model.init(jax.random.key(12), m0, g)
+  extra = lambda p: float(model.cf_loss(p, g, m1, batch, jax.random.key(0), 1e-2)
+                          - model.cf_loss(p, g, m0, batch, jax.random.key(0), 1e-2))
+  assert abs(extra(params)) < 1e-7
+  moved = dict(params, W_f=params["W_f"] + 0.1 * jax.random.normal(jax.random.key(3),
+                                                                    params["W_f"].shape))
+  neutral = np.eye(*params["W_f"].shape) if fusion == "concat" else 0.0
+  want = 0.7 * 0.5 * np.sum((np.asarray(moved["W_f"], np.float64) - neutral) ** 2)
+  np.testing.assert_allclose(extra(moved), want, rtol=1e-4)
+  with pytest.raises(ValueError, match="fusion_l2"):
+    model.check_config(_config("kgat_ax", fusion_l2=-0.1).model)

@@ -43,8 +43,9 @@ def check_config(m: ml_collections.ConfigDict) -> None:
   if m.get("zero_messages", False) and m.attention != "triple":
     raise ValueError(f"config.model.zero_messages=True needs attention='triple' (W1 to zero), "
                      f"not {m.attention!r}")
-  if m.get("graph_l2", 0.0) < 0:
-    raise ValueError(f"config.model.graph_l2={m.graph_l2}: expected >= 0")
+  for field in ("graph_l2", "fusion_l2"):
+    if m.get(field, 0.0) < 0:
+      raise ValueError(f"config.model.{field}={m[field]}: expected >= 0")
   for field in ("message_dropout", "node_dropout"):
     if not 0.0 <= m.get(field, 0.0) < 1.0:
       raise ValueError(f"config.model.{field}={m[field]}: expected [0, 1)")
@@ -261,7 +262,7 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
   (user -> item and item -> user), so that no score sees the edge it is trained to predict.
   m.graph_l2 > 0 adds m.graph_l2 * 0.5 * the mean |row|^2 over the node table's rows that are
   neither users nor items (KG entities and aux nodes), which no batch term reaches with
-  l2_on="layer0".
+  l2_on="layer0"; m.fusion_l2 > 0 adds m.fusion_l2 * 0.5 * |W_f - W_identity|^2.
   """
   drop = None
   if m.get("drop_target_edges", False):
@@ -279,7 +280,17 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
   loss = jnp.mean(jax.nn.softplus(-diff)) + l2 * reg
   if m.get("graph_l2", 0.0) > 0:
     loss = loss + m.graph_l2 * 0.5 * graph_row_sq_norm(params["node"], graph)
+  if m.get("fusion_l2", 0.0) > 0 and "W_f" in params:
+    loss = loss + m.fusion_l2 * 0.5 * fusion_sq_distance(params["W_f"], m)
   return loss
+
+
+def fusion_sq_distance(w_f: jax.Array, m) -> jax.Array:
+  """|W_f - W_identity|^2 (squared Frobenius norm): the fusion's distance from e_v' = e_v
+  (W_identity = 0, or for the concat fusion [I; 0])."""
+  d = w_f.shape[1]
+  neutral = jnp.eye(2 * d, d, dtype=w_f.dtype) if m.fusion == "concat" else 0.0
+  return jnp.sum((w_f - neutral) ** 2)
 
 
 def graph_row_sq_norm(node: jax.Array, graph: Graph) -> jax.Array:
