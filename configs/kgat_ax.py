@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # MovieLens: ratings at or above this are positives; None: every rating
   c.data.min_rating = ml_collections.config_dict.placeholder(float)
   c.data.aux_from = ""               # folder whose aux facts (same user/item ids) are added
-  c.data.kg_min_degree = 0          # > 1: drop non-item entities in fewer KG triples than this
+  c.data.kg_min_degree = 0           # > 1: drop non-item entities in fewer KG triples than this
   c.data.cold_items = 0.0            # fraction of items whose pairs all go to test (cold start)
 
   c.model = ml_collections.ConfigDict()
@@ -56,7 +56,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.attention = "triple"       # triple | kgat | mean
   c.model.aggregator = "bi"          # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   c.model.combine = "concat"         # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
-  c.model.edge_norm = "head"          # head: pi is the softmax over the head's edges (eq. 6) |
+  c.model.edge_norm = "head"         # head: pi is the softmax over the head's edges (eq. 6) |
                                      # symmetric: times sqrt(deg(h) / deg(t)), so that uniform
                                      # weights are LightGCN's 1 / sqrt(deg(h) deg(t))
   c.model.normalize_layers = True    # L2-normalise each layer's output (KGAT)

@@ -297,8 +297,6 @@ def test_identity_init_starts_as_mean_aggregator():
                                atol=1e-6)
 
 
-
-
 def test_zero_messages_start_as_the_layer0_model():
   """zero_messages with the linear aggregator and mean combination: every propagated layer starts
   at zero, so the scores are layer 0's dot products / (L + 1)^2 (the pretrained model's ranking);
@@ -320,6 +318,8 @@ def test_zero_messages_start_as_the_layer0_model():
   assert float(jnp.abs(grads["layers"][1]["B"]).sum()) > 0   # and the second from e_r
   with pytest.raises(ValueError, match="zero_messages"):
     model.check_config(_config("kgat", zero_messages=True).model)
+
+
 def test_symmetric_mean_propagation_is_lightgcn_without_kg():
   """Uniform attention with edge_norm=symmetric, the linear aggregator and the mean of the layers,
   on a CKG of interactions only, is LightGCN's propagation (kgax/models/lightgcn.py)."""

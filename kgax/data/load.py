@@ -91,8 +91,9 @@ def with_kg_min_degree(ds: Dataset, min_degree: int) -> Dataset:
   new_id = np.cumsum(keep) - 1
   rows = keep[kg[:, 0]] & keep[kg[:, 2]]
   kg = np.stack([new_id[kg[rows, 0]], kg[rows, 1], new_id[kg[rows, 2]]], 1)
-  aux, on_entity = ds.aux, ~ds.aux.owner_is_user
-  owner, facts = ds.aux.owner.copy(), np.ones(len(ds.aux), bool)
+  aux = ds.aux
+  on_entity = ~aux.owner_is_user
+  owner, facts = aux.owner.copy(), np.ones(len(aux), bool)
   owner[on_entity], facts[on_entity] = new_id[owner[on_entity]], keep[owner[on_entity]]
   aux = dataclasses.replace(aux, owner=owner[facts], owner_is_user=aux.owner_is_user[facts],
                             node=aux.node[facts], weight=aux.weight[facts])

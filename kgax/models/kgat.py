@@ -295,8 +295,9 @@ def fusion_sq_distance(w_f: jax.Array, m) -> jax.Array:
 
 def graph_row_sq_norm(node: jax.Array, graph: Graph) -> jax.Array:
   """Mean |row|^2 over the KG-entity and aux rows of the node table (not users, items, sink)."""
-  rows = jnp.concatenate([node[graph.n_items:graph.user_start], node[graph.aux_start:graph.sink]])
-  return jnp.mean(jnp.sum(rows * rows, -1)) if rows.shape[0] else jnp.zeros((), node.dtype)
+  blocks = (node[graph.n_items:graph.user_start], node[graph.aux_start:graph.sink])
+  n_rows = sum(b.shape[0] for b in blocks)
+  return sum(jnp.sum(b * b) for b in blocks) / max(n_rows, 1)
 
 
 def kg_loss(params, graph: Graph, m, batch: jax.Array, l2: float) -> jax.Array:
