@@ -66,6 +66,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                      # table (0.5 * mean |row|^2), which layer0 leaves out
   c.model.fusion_l2 = 0.0            # CF-phase L2 on the fusion's distance from the identity,
                                      # 0.5 * |W_f - W_identity|^2 (the paper: no penalty)
+  c.model.attention_l2 = 0.0         # CF-phase L2 on the triple attention's distance from its
+                                     # neutral start (W1 = [0|0|I], or 0 with zero_messages)
   c.model.fusion = "holographic"     # holographic | hadamard | concat | none
   c.model.aux_edges = True
   c.model.use_kge = True

@@ -441,3 +441,40 @@ def test_fusion_l2_penalises_the_distance_from_the_identity_fusion(fusion):
   np.testing.assert_allclose(extra(moved), want, rtol=1e-4)
   with pytest.raises(ValueError, match="fusion_l2"):
     model.check_config(_config("kgat_ax", fusion_l2=-0.1).model)
+
+
+@pytest.mark.parametrize("start", ["identity_init", "zero_messages"])
+def test_attention_l2_penalises_the_distance_from_the_neutral_attention(start):
+  """attention_l2 adds attention_l2 * 0.5 * sum over layers of |W1 - W1_start|^2 + |w2|^2, where
+  W1_start = [0 | 0 | I] (identity_init) or 0 (zero_messages): nothing at either start, the numpy
+  value once the weights have moved, and a gradient on the attention weights only."""
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=16))
+  batch = jnp.array([[0, 1, 2], [3, 0, 4]])
+  flags = dict(identity_init=True, message_dropout=0.0, zero_messages=start == "zero_messages")
+  m0 = _config("kgat_ax", **flags).model
+  m1 = _config("kgat_ax", attention_l2=0.4, **flags).model
+  params = model.init(jax.random.key(13), m0, g)
+  loss = lambda m, p: model.cf_loss(p, g, m, batch, jax.random.key(0), 1e-2)
+  assert abs(float(loss(m1, params) - loss(m0, params))) < 1e-7
+  keys = iter(jax.random.split(jax.random.key(4), 4 * len(params["layers"])))
+  moved = dict(params, layers=[
+      {k: v + (0.1 * jax.random.normal(next(keys), v.shape) if k in ("A", "B", "C", "w2") else 0)
+       for k, v in layer.items()} for layer in params["layers"]])
+  want = 0.0
+  for layer in moved["layers"]:
+    a, b, c, w2 = (np.asarray(layer[k], np.float64) for k in ("A", "B", "C", "w2"))
+    c_start = 0.0 if start == "zero_messages" else np.eye(*c.shape)
+    want += (a ** 2).sum() + (b ** 2).sum() + ((c - c_start) ** 2).sum() + (w2 ** 2).sum()
+  np.testing.assert_allclose(float(loss(m1, moved) - loss(m0, moved)), 0.4 * 0.5 * want,
+                             rtol=1e-4)
+  extra = jax.tree.map(lambda x, y: np.asarray(x - y), jax.grad(loss, argnums=1)(m1, moved),
+                       jax.grad(loss, argnums=1)(m0, moved))
+  np.testing.assert_allclose(extra["node"], 0.0, atol=1e-9)
+  c0 = np.asarray(moved["layers"][0]["C"], np.float64)
+  c_start = 0.0 if start == "zero_messages" else np.eye(*c0.shape)
+  np.testing.assert_allclose(extra["layers"][0]["C"], 0.4 * (c0 - c_start), rtol=1e-3, atol=1e-6)
+  with pytest.raises(ValueError, match="attention_l2"):
+    model.check_config(_config("kgat_ax", attention_l2=-0.1).model)
+  with pytest.raises(ValueError, match="attention_l2"):
+    model.check_config(_config("kgat", attention_l2=0.1).model)

@@ -43,7 +43,10 @@ def check_config(m: ml_collections.ConfigDict) -> None:
   if m.get("zero_messages", False) and m.attention != "triple":
     raise ValueError(f"config.model.zero_messages=True needs attention='triple' (W1 to zero), "
                      f"not {m.attention!r}")
-  for field in ("graph_l2", "fusion_l2"):
+  if m.get("attention_l2", 0.0) > 0 and m.attention != "triple":
+    raise ValueError(f"config.model.attention_l2={m.attention_l2} needs attention='triple' "
+                     f"(the weights it penalises), not {m.attention!r}")
+  for field in ("graph_l2", "fusion_l2", "attention_l2"):
     if m.get(field, 0.0) < 0:
       raise ValueError(f"config.model.{field}={m[field]}: expected >= 0")
   for field in ("message_dropout", "node_dropout"):
@@ -262,7 +265,9 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
   (user -> item and item -> user), so that no score sees the edge it is trained to predict.
   m.graph_l2 > 0 adds m.graph_l2 * 0.5 * the mean |row|^2 over the node table's rows that are
   neither users nor items (KG entities and aux nodes), which no batch term reaches with
-  l2_on="layer0"; m.fusion_l2 > 0 adds m.fusion_l2 * 0.5 * |W_f - W_identity|^2.
+  l2_on="layer0"; m.fusion_l2 > 0 adds m.fusion_l2 * 0.5 * |W_f - W_identity|^2, and
+  m.attention_l2 > 0 adds m.attention_l2 * 0.5 * the triple attention's squared distance from its
+  neutral start (`attention_sq_distance`).
   """
   drop = None
   if m.get("drop_target_edges", False):
@@ -282,6 +287,8 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
     loss = loss + m.graph_l2 * 0.5 * graph_row_sq_norm(params["node"], graph)
   if m.get("fusion_l2", 0.0) > 0 and "W_f" in params:
     loss = loss + m.fusion_l2 * 0.5 * fusion_sq_distance(params["W_f"], m)
+  if m.get("attention_l2", 0.0) > 0 and m.attention == "triple":
+    loss = loss + m.attention_l2 * 0.5 * attention_sq_distance(params["layers"], m)
   return loss
 
 
@@ -291,6 +298,19 @@ def fusion_sq_distance(w_f: jax.Array, m) -> jax.Array:
   d = w_f.shape[1]
   neutral = jnp.eye(2 * d, d, dtype=w_f.dtype) if m.fusion == "concat" else 0.0
   return jnp.sum((w_f - neutral) ** 2)
+
+
+def attention_sq_distance(layers: list[dict], m) -> jax.Array:
+  """Sum over layers of |W1 - W1_start|^2 + |w2|^2: the triple attention's distance from its
+  neutral start, W1 = [A | B | C] = 0 under m.zero_messages (no message), else [0 | 0 | I] (the
+  mean aggregator's message e_t; identity_init's start). The paper puts no penalty on W1, w2."""
+  total = 0.0
+  for layer in layers:
+    c_start = 0.0 if m.get("zero_messages", False) else jnp.eye(*layer["C"].shape,
+                                                                  dtype=layer["C"].dtype)
+    total = total + (jnp.sum(layer["A"] ** 2) + jnp.sum(layer["B"] ** 2)
+                     + jnp.sum((layer["C"] - c_start) ** 2) + jnp.sum(layer["w2"] ** 2))
+  return total
 
 
 def graph_row_sq_norm(node: jax.Array, graph: Graph) -> jax.Array:
