@@ -306,8 +306,8 @@ def attention_sq_distance(layers: list[dict], m) -> jax.Array:
   mean aggregator's message e_t; identity_init's start). The paper puts no penalty on W1, w2."""
   total = 0.0
   for layer in layers:
-    c_start = 0.0 if m.get("zero_messages", False) else jnp.eye(*layer["C"].shape,
-                                                                  dtype=layer["C"].dtype)
+    c_start = (0.0 if m.get("zero_messages", False)
+               else jnp.eye(*layer["C"].shape, dtype=layer["C"].dtype))
     total = total + (jnp.sum(layer["A"] ** 2) + jnp.sum(layer["B"] ** 2)
                      + jnp.sum((layer["C"] - c_start) ** 2) + jnp.sum(layer["w2"] ** 2))
   return total
