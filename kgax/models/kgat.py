@@ -69,8 +69,7 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
   elif m.fusion == "concat":
     params["W_f"] = _glorot(next(keys), (2 * d, d))
   if "W_f" in params and m.get("identity_init", False):   # fusion starts as e_v' = e_v
-    params["W_f"] = (jnp.eye(2 * d, d) if m.fusion == "concat"
-                     else jnp.zeros_like(params["W_f"]))
+    params["W_f"] = neutral_fusion(params["W_f"], m)
   layers = []
   sizes = (d, *m.layers)
   for d_in, d_out in zip(sizes[:-1], sizes[1:]):
@@ -79,11 +78,8 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
       layer.update(A=_glorot(next(keys), (d_in, d_in)), B=_glorot(next(keys), (k, d_in)),
                    C=_glorot(next(keys), (d_in, d_in)),
                    w2=_glorot(next(keys), (d_in, 1))[:, 0])
-      if m.get("identity_init", False):   # start as the mean aggregator: message e_t, uniform pi
-        layer.update(A=jnp.zeros_like(layer["A"]), B=jnp.zeros_like(layer["B"]),
-                     C=jnp.eye(d_in), w2=jnp.zeros_like(layer["w2"]))
-      if m.get("zero_messages", False):   # start with no message at all: W1 = 0, w2 = 0
-        layer.update({name: jnp.zeros_like(layer[name]) for name in ("A", "B", "C", "w2")})
+      if m.get("identity_init", False) or m.get("zero_messages", False):
+        layer.update(neutral_attention(layer, m))
     if m.aggregator == "bi":
       layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out),
                    Wb=_glorot(next(keys), (d_in, d_out)), bb=jnp.zeros(d_out))
@@ -99,6 +95,21 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
     layers.append(layer)
   params["layers"] = layers
   return params
+
+
+def neutral_fusion(w_f: jax.Array, m) -> jax.Array:
+  """W_f of the identity fusion e_v' = e_v: 0, or [I; 0] for the concat fusion."""
+  d = w_f.shape[1]
+  return jnp.eye(2 * d, d, dtype=w_f.dtype) if m.fusion == "concat" else jnp.zeros_like(w_f)
+
+
+def neutral_attention(layer: dict, m) -> dict:
+  """The triple attention's neutral start for `layer`: the mean aggregator (W1 = [0 | 0 | I],
+  w2 = 0: message e_t, uniform pi), or with m.zero_messages no message at all (W1 = 0, w2 = 0)."""
+  start = {name: jnp.zeros_like(layer[name]) for name in ("A", "B", "C", "w2")}
+  if not m.get("zero_messages", False):
+    start["C"] = jnp.eye(*layer["C"].shape, dtype=layer["C"].dtype)
+  return start
 
 
 def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
@@ -287,30 +298,21 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
     loss = loss + m.graph_l2 * 0.5 * graph_row_sq_norm(params["node"], graph)
   if m.get("fusion_l2", 0.0) > 0 and "W_f" in params:
     loss = loss + m.fusion_l2 * 0.5 * fusion_sq_distance(params["W_f"], m)
-  if m.get("attention_l2", 0.0) > 0 and m.attention == "triple":
+  if m.get("attention_l2", 0.0) > 0:   # check_config: only with attention="triple"
     loss = loss + m.attention_l2 * 0.5 * attention_sq_distance(params["layers"], m)
   return loss
 
 
 def fusion_sq_distance(w_f: jax.Array, m) -> jax.Array:
-  """|W_f - W_identity|^2 (squared Frobenius norm): the fusion's distance from e_v' = e_v
-  (W_identity = 0, or for the concat fusion [I; 0])."""
-  d = w_f.shape[1]
-  neutral = jnp.eye(2 * d, d, dtype=w_f.dtype) if m.fusion == "concat" else 0.0
-  return jnp.sum((w_f - neutral) ** 2)
+  """|W_f - W_identity|^2 (squared Frobenius norm): the fusion's distance from e_v' = e_v."""
+  return jnp.sum((w_f - neutral_fusion(w_f, m)) ** 2)
 
 
 def attention_sq_distance(layers: list[dict], m) -> jax.Array:
   """Sum over layers of |W1 - W1_start|^2 + |w2|^2: the triple attention's distance from its
-  neutral start, W1 = [A | B | C] = 0 under m.zero_messages (no message), else [0 | 0 | I] (the
-  mean aggregator's message e_t; identity_init's start). The paper puts no penalty on W1, w2."""
-  total = 0.0
-  for layer in layers:
-    c_start = (0.0 if m.get("zero_messages", False)
-               else jnp.eye(*layer["C"].shape, dtype=layer["C"].dtype))
-    total = total + (jnp.sum(layer["A"] ** 2) + jnp.sum(layer["B"] ** 2)
-                     + jnp.sum((layer["C"] - c_start) ** 2) + jnp.sum(layer["w2"] ** 2))
-  return total
+  `neutral_attention` start. The paper puts no penalty on W1, w2."""
+  return sum(jnp.sum((layer[name] - start) ** 2)
+             for layer in layers for name, start in neutral_attention(layer, m).items())
 
 
 def graph_row_sq_norm(node: jax.Array, graph: Graph) -> jax.Array:
