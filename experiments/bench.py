@@ -14,16 +14,25 @@ compiles the CF chunk, the KG chunk and the evaluation's propagation without run
 prints XLA's buffer assignment for each on the current backend (arguments, outputs, temporaries):
 whether a dataset fits a device before it is used. The figures are the compiler's for the backend
 it runs on; another backend fuses differently, so a plan made on CPU is an estimate for a GPU.
+
+    python experiments/bench.py --config ... --profile 2 [--out NAME.json]
+
+also traces 2 CF chunks and 2 KG chunks with jax.profiler after the timing and prints where the
+device time goes: each XLA op's total time, grouped into kinds (gather, scatter, matmul, ...).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
 import json
 import pathlib
 import platform
+import re
 import resource
 import sys
+import tempfile
 import time
 
 import jax
@@ -37,7 +46,68 @@ def _block(tree):
   return jax.block_until_ready(tree)
 
 
-def bench(cfg, epochs: int = 1) -> dict:
+# Kinds of XLA op, by the first pattern found in the op's name or HLO text ("loop_gather_fusion",
+# "wrapped_scatter.2", "%dot.1 = f32[...] dot(...)").
+OP_KINDS = (("scatter", r"scatter"), ("sort", r"(^|[^a-z])sort"), ("gather", r"gather"),
+            ("matmul", r"(^|[^a-z])(dot|convolution|gemm|cublas)"), ("fft", r"(^|[^a-z])fft"),
+            ("reduce", r"(^|[^a-z])reduce"), ("copy / transpose", r"(^|[^a-z])(copy|transpose)"))
+
+
+def op_kind(text: str) -> str:
+  for kind, pattern in OP_KINDS:
+    if re.search(pattern, text):
+      return kind
+  return "elementwise / other"
+
+
+def profile_summary(xplane: str, top: int = 25) -> dict:
+  """Device time per XLA op in a jax.profiler trace, summed by op name: the events of each device
+  plane's "XLA Ops" line, or of its stream lines (one event per kernel) where it has none; on a
+  host-only trace (CPU), the XLA client's and Eigen's threads."""
+  data = jax.profiler.ProfileData.from_file(xplane)
+  planes = [p for p in data.planes if p.name.startswith("/device:")]
+  lines = [l for p in planes for l in p.lines if l.name == "XLA Ops"]
+  if not lines:
+    lines = [l for p in planes for l in p.lines if l.name.startswith("Stream")]
+  if not lines:   # CPU
+    lines = [l for p in data.planes if p.name == "/host:CPU" for l in p.lines
+             if l.name.startswith(("tf_XLA", "XLA"))]
+  ops = collections.defaultdict(lambda: {"ns": 0.0, "count": 0, "text": ""})
+  for line in lines:
+    for ev in line.events:
+      if ev.name.startswith("ThunkExecutor"):   # CPU: wraps the ops it runs
+        continue
+      op = ops[ev.name]
+      op["ns"] += ev.duration_ns
+      op["count"] += 1
+      if not op["text"]:
+        stats = dict(ev.stats)
+        op["text"] = str(stats.get("long_name") or stats.get("hlo_op") or ev.name)
+  total = sum(o["ns"] for o in ops.values()) or 1.0
+  kinds = collections.Counter()
+  for name, o in ops.items():
+    kinds[op_kind(f"{name} {o['text']}")] += o["ns"]
+  ranked = sorted(ops.items(), key=lambda kv: -kv[1]["ns"])
+  return {"total_ms": total / 1e6,
+          "lines": sorted({f"{p.name}: {l.name}" for p in data.planes for l in p.lines})[:40],
+          "kinds": [{"kind": k, "ms": ns / 1e6, "share": ns / total}
+                    for k, ns in kinds.most_common()],
+          "ops": [{"name": n, "ms": o["ns"] / 1e6, "count": o["count"], "share": o["ns"] / total,
+                   "kind": op_kind(f"{n} {o['text']}"), "text": o["text"][:200]}
+                  for n, o in ranked[:top]]}
+
+
+def profile_table(prof: dict) -> str:
+  rows = [f"device time traced: {prof['total_ms']:.1f} ms", "", "| kind | ms | share |",
+          "|---|---|---|"]
+  rows += [f"| {k['kind']} | {k['ms']:.1f} | {k['share']:.1%} |" for k in prof["kinds"]]
+  rows += ["", "| op | kind | calls | ms | share | HLO |", "|---|---|---|---|---|---|"]
+  rows += [f"| {o['name']} | {o['kind']} | {o['count']} | {o['ms']:.1f} | {o['share']:.1%} | "
+           f"`{o['text'][:90].replace('|', '/')}` |" for o in prof["ops"]]
+  return "\n".join(rows)
+
+
+def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) -> dict:
   if not cfg.model.use_kge:
     raise ValueError("bench times CF and KG steps: use a config that trains a KG loss "
                      "(config.model.use_kge=True)")
@@ -91,6 +161,17 @@ def bench(cfg, epochs: int = 1) -> dict:
     _block(params)
     epoch_s.append(time.time() - t0)
 
+  prof = None
+  if profile:
+    trace_dir = trace_dir or tempfile.mkdtemp(prefix="kgax-trace-")
+    with jax.profiler.trace(trace_dir):
+      for c in range(min(profile, cf.shape[0])):
+        params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
+      for c in range(min(profile, kg.shape[0])):
+        params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
+      _block(params)
+    prof = profile_summary(sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))[-1])
+
   prefetch.close()
   ev = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
                           np.concatenate([split.train, split.valid]), ks=tuple(cfg.eval.ks),
@@ -118,6 +199,7 @@ def bench(cfg, epochs: int = 1) -> dict:
       "test_recall@20": metrics.get("recall@20"),
       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
       "peak_device_bytes": sharding.peak_memory(),
+      "profile": prof,
   }
 
 
@@ -206,6 +288,9 @@ def main(argv=None):
                  help="full epochs to time (0: estimate from the step times)")
   p.add_argument("--plan", action="store_true",
                  help="compile only and print XLA's buffer sizes (fits in device memory?)")
+  p.add_argument("--profile", type=int, default=0, metavar="N",
+                 help="trace N CF and N KG chunks after the timing and print device time per op")
+  p.add_argument("--trace-dir", default=None, help="where --profile writes the trace")
   p.add_argument("--out", default=None)
   args = p.parse_args(rest)
   cfg = config_lib.apply_overrides(config_lib.load_file(args.config), overrides)
@@ -213,7 +298,9 @@ def main(argv=None):
     res = plan(cfg)
     print(plan_table(res))
   else:
-    res = bench(cfg, args.epochs)
+    res = bench(cfg, args.epochs, args.profile, args.trace_dir)
+    if res["profile"]:
+      print(profile_table(res["profile"]))
     print(HEADER)
     print(markdown_row(res))
   if args.out:

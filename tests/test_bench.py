@@ -24,6 +24,29 @@ def test_bench_reports_every_figure(tmp_path, capsys):
   assert "| dataset |" in table and res["dataset"] in table
 
 
+def test_profile_sums_device_time_per_op(tmp_path, capsys):
+  """--profile traces a few chunks and attributes the traced time to ops and kinds of op."""
+  res = bench.main([f"--config={REPO / 'configs' / 'test.py'}", "--epochs", "0", "--profile", "2",
+                    "--trace-dir", str(tmp_path / "trace")])
+  prof = res["profile"]
+  assert prof["total_ms"] > 0 and prof["ops"]
+  assert abs(sum(k["share"] for k in prof["kinds"]) - 1) < 1e-6
+  assert sum(o["ms"] for o in prof["ops"]) <= prof["total_ms"] * (1 + 1e-6)
+  assert all(o["count"] >= 1 for o in prof["ops"])
+  assert "| kind | ms | share |" in capsys.readouterr().out
+
+
+def test_op_kind_reads_the_op_name_and_hlo_text():
+  assert bench.op_kind("input_scatter_fusion.3") == "scatter"
+  assert bench.op_kind("wrapped_scatter.22") == "scatter"
+  assert bench.op_kind("loop_gather_fusion") == "gather"
+  assert bench.op_kind("%g = f32[3,4] gather(f32[8,4] %a, s32[3,1] %i)") == "gather"
+  assert bench.op_kind("dot.100") == "matmul"
+  assert bench.op_kind("input_reduce_fusion.1") == "reduce"
+  assert bench.op_kind("multiply_bitcast_fusion.5") == "elementwise / other"
+  assert bench.op_kind("%c = f32[8] add(f32[8] %a, f32[8] %b)") == "elementwise / other"
+
+
 def test_plan_reports_xla_buffers(tmp_path, capsys):
   """--plan compiles without running and reports each function's buffers; the peak adds them up,
   and the donated parameters and optimizer state are reused by the chunk's outputs."""
