@@ -6,6 +6,8 @@ as in `jax.ops.segment_sum`.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -78,6 +80,45 @@ def _spmm_bwd(res, g):
 
 
 weighted_spmm.defvjp(_spmm_fwd, _spmm_bwd)
+
+
+@jax.custom_vjp
+def take_few(table: jax.Array, ids: jax.Array) -> jax.Array:
+  """table[ids] for a table of a few scalars (one per relation, say) and many ids: [R] -> [E].
+
+  The gradient is the same as a plain gather's, out[r] = sum of g[e] over e with ids[e] == r,
+  but on accelerators it is computed as a one-hot reduction instead of a scatter-add: with few
+  rows, a scatter-add sends every id to one of a few addresses, whose atomic updates serialise
+  on a GPU (3.3M edges into 24 relations took 4 ms per layer, 60% of a KGAT-AX step on an H200;
+  the reduction takes a few microseconds). On CPU, where the scatter-add is a plain loop and the
+  one-hot reduction R passes over the ids, the scatter-add stays.
+  """
+  return table[ids]
+
+
+def _take_few_fwd(table, ids):
+  return table[ids], (ids, table.shape[0])
+
+
+def _take_few_bwd(res, g):
+  ids, n = res
+  grad = jax.lax.platform_dependent(g, ids, cpu=functools.partial(take_few_grad_scatter, n=n),
+                                    default=functools.partial(take_few_grad_one_hot, n=n))
+  return grad, None
+
+
+def take_few_grad_scatter(g: jax.Array, ids: jax.Array, n: int) -> jax.Array:
+  """take_few's gradient as a scatter-add (CPU)."""
+  return jax.ops.segment_sum(g, ids, n)
+
+
+def take_few_grad_one_hot(g: jax.Array, ids: jax.Array, n: int) -> jax.Array:
+  """take_few's gradient as a one-hot reduction over the ids (accelerators); ids outside [0, n)
+  contribute nothing, as in the scatter-add."""
+  return jnp.sum(jnp.where(ids[:, None] == jnp.arange(n, dtype=ids.dtype), g[:, None], 0), 0)
+
+
+take_few.defvjp(_take_few_fwd, _take_few_bwd)
 
 
 def circular_correlation(a: jax.Array, b: jax.Array) -> jax.Array:

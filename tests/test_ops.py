@@ -157,3 +157,31 @@ def test_weighted_spmm_matches_dense_product_and_its_gradient():
   dw, dx = jax.grad(loss, argnums=(0, 1))(jnp.asarray(w, jnp.float32), jnp.asarray(x, jnp.float32))
   np.testing.assert_allclose(np.asarray(dx), dense.T @ g, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(np.asarray(dw), np.sum(g[heads] * x[tails], 1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("grad_fn", [ops.take_few_grad_scatter, ops.take_few_grad_one_hot])
+def test_take_few_gradients_match_a_loop(grad_fn):
+  """Both ways of summing the gradient per row (scatter-add on CPU, one-hot reduction on
+  accelerators) give the loop's sums; ids outside [0, n) contribute nothing."""
+  rng = np.random.default_rng(0)
+  ids = rng.integers(-2, 9, size=300)
+  g = rng.normal(size=300).astype(np.float32)
+  expected = np.zeros(7)
+  for i, v in zip(ids, g):
+    if 0 <= i < 7:
+      expected[i] += v
+  np.testing.assert_allclose(grad_fn(jnp.asarray(g), jnp.asarray(ids), n=7), expected,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_take_few_is_a_gather_with_its_gradient(x64):
+  rng = np.random.default_rng(1)
+  table = jnp.asarray(rng.normal(size=6))
+  ids = jnp.asarray(rng.integers(0, 6, size=50))
+  weights = jnp.asarray(rng.normal(size=50))
+  np.testing.assert_array_equal(ops.take_few(table, ids), np.asarray(table)[np.asarray(ids)])
+  f = lambda t: jnp.sum(jnp.tanh(ops.take_few(t, ids)) * weights)
+  np.testing.assert_allclose(jax.jit(jax.grad(f))(table),
+                             jax.grad(lambda t: jnp.sum(jnp.tanh(t[ids]) * weights))(table),
+                             rtol=1e-12)
+  check_grads(lambda t: ops.take_few(t, ids) * weights, (table,), order=1, modes=["rev"])

@@ -229,8 +229,8 @@ def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
       # so no [E, 3d] tensor is formed. The logit w2 . m splits the same way (eq. 5).
       ah, ct, br = x @ layer["A"], x @ layer["C"], params["relation"] @ layer["B"]
       w2 = layer["w2"]
-      logit = jax.nn.leaky_relu((ah @ w2)[heads] + (br @ w2)[graph.relations] + (ct @ w2)[tails],
-                                m.leaky_slope)
+      logit = jax.nn.leaky_relu((ah @ w2)[heads] + ops.take_few(br @ w2, graph.relations)
+                                + (ct @ w2)[tails], m.leaky_slope)
     elif m.attention == "kgat":
       logit = logits
     else:
