@@ -34,6 +34,7 @@ import resource
 import sys
 import tempfile
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -81,7 +82,9 @@ def profile_summary(xplane: str, top: int = 25) -> dict:
       op["ns"] += ev.duration_ns
       op["count"] += 1
       if not op["text"]:
-        stats = dict(ev.stats)
+        with warnings.catch_warnings():   # the stats' binding type warns on Python 3.12
+          warnings.simplefilter("ignore", DeprecationWarning)
+          stats = dict(ev.stats)
         op["text"] = str(stats.get("long_name") or stats.get("hlo_op") or ev.name)
   total = sum(o["ns"] for o in ops.values()) or 1.0
   kinds = collections.Counter()

@@ -6,9 +6,9 @@
 #   bash experiments/bench_accelerator.sh [OUT_DIR] [PREFIX]
 #
 # writes OUT_DIR/PREFIX-synthetic-SET-kgat_ax.json per set (default docs/bench, "gpu") and the
-# markdown table OUT_DIR/PREFIX.md. SETS="last-fm:1 ml-20m:0" (preset:epochs; 0 = estimate the
-# epoch from timed steps) picks the synthetic presets; extra arguments after PREFIX
-# (--config.k=v) go to every run.
+# markdown table OUT_DIR/PREFIX.md. SETS="small:1 last-fm:1 ml-20m:0" (preset:epochs; 0 = estimate
+# the epoch from timed steps) picks the synthetic presets; extra arguments after PREFIX
+# (--config.k=v, --profile 1) go to every run.
 set -euo pipefail
 out=${1:-docs/bench}
 prefix=${2:-gpu}
@@ -16,13 +16,14 @@ shift $(( $# < 2 ? $# : 2 ))
 python=${PYTHON:-python}
 mkdir -p "$out"
 rows=()
-for set in ${SETS:-last-fm:1 ml-20m:0}; do
+for set in ${SETS:-small:1 last-fm:1 ml-20m:0}; do
   name=${set%%:*}
   epochs=${set##*:}
   json="$out/$prefix-synthetic-$name-kgat_ax.json"
   echo "== synthetic-$name (epochs $epochs) -> $json"
-  "$python" experiments/bench.py --config "configs/kgat_ax.py:dataset=synthetic-$name,variant=kgat_ax" \
-      --epochs "$epochs" --out "$json" "$@" | tee "$out/$prefix-synthetic-$name.log"
+  config="configs/kgat_ax.py:dataset=synthetic-$name,variant=kgat_ax"
+  "$python" experiments/bench.py --config "$config" --epochs "$epochs" --out "$json" "$@" \
+      | tee "$out/$prefix-synthetic-$name.log"
   rows+=("$(tail -n 1 "$out/$prefix-synthetic-$name.log")")
 done
 { "$python" -c "import sys; sys.path.insert(0, 'experiments'); import bench; print(bench.HEADER)"

@@ -1,7 +1,9 @@
 """The speed harness runs end to end and reports consistent figures (no wall-clock limits)."""
 
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -132,3 +134,17 @@ def test_bench_eval_times_every_part():
   assert {"score product", "top_k(100)", "auc_from_entries", "sort of the rows",
           "20 users, 1 thread(s)"} <= set(out)
   assert all(v > 0 for v in out.values())
+
+
+def test_bench_accelerator_script_writes_a_row_per_set(tmp_path):
+  """The accelerator command (here on CPU, on the tiny preset) writes each set's JSON and log and
+  one markdown table with a row per set; extra arguments reach bench.py."""
+  env = dict(os.environ, SETS="tiny:1", PYTHON=sys.executable)
+  subprocess.run(["bash", "experiments/bench_accelerator.sh", str(tmp_path), "acc",
+                  "--config.train.batch_size=512"], cwd=REPO, env=env, check=True,
+                 capture_output=True)
+  res = json.loads((tmp_path / "acc-synthetic-tiny-kgat_ax.json").read_text())
+  assert res["batch_size"] == 512 and res["epoch_measured"]
+  table = (tmp_path / "acc.md").read_text().splitlines()
+  assert table[0].startswith("| dataset |") and len(table) == 3
+  assert table[2].startswith("| synthetic-tiny |")
