@@ -42,6 +42,10 @@ class Graph:
   aux_owner: jnp.ndarray  # int32 [F] node id of the fact's owner (sink for padding)
   aux_node: jnp.ndarray   # int32 [F] node id of the aux node
   aux_weight: jnp.ndarray  # float32 [F] weights normalised to sum 1 per owner (0 for padding)
+  # The distinct owners of the aux facts [O] (ascending; the sink too when facts are padded) and
+  # each fact's position among them [F]: the fusion runs on these O rows, not on all nodes.
+  aux_owners: jnp.ndarray
+  aux_owner_index: jnp.ndarray
   relation_order: jnp.ndarray  # int32 [E] edge permutation that groups edges by relation
   tail_order: jnp.ndarray  # int32 [E] edge permutation that sorts edges by tail
   # Distinct (head, relation) pairs of the edges, grouped by relation, for per-relation
@@ -144,6 +148,7 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   f_node = np.r_[aux.node + aux_start, np.full(n_fpad, sink, np.int64)]
   f_w = np.r_[w, np.zeros(n_fpad)].astype(np.float32)
   f_order = np.argsort(f_owner, kind="stable")
+  f_owners, f_owner_index = np.unique(f_owner[f_order], return_inverse=True)
   # Stable argsorts; relation ids fit int16, for which numpy's stable sort is a radix sort.
   relation_order = np.argsort(r.astype(np.int16 if 2 * n_fwd < 2**15 else np.int64),
                               kind="stable")
@@ -166,7 +171,8 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   return Graph(
       heads=i32(h), relations=i32(r), tails=i32(t), weights=jnp.asarray(weights),
       aux_owner=i32(f_owner[f_order]), aux_node=i32(f_node[f_order]),
-      aux_weight=jnp.asarray(f_w[f_order]),
+      aux_weight=jnp.asarray(f_w[f_order]), aux_owners=i32(f_owners),
+      aux_owner_index=i32(f_owner_index),
       relation_order=i32(relation_order), relation_sizes=relation_sizes,
       tail_order=i32(tail_order),
       head_pair_nodes=i32(hp_nodes), head_pair_index=i32(hp_index), head_pair_sizes=hp_sizes,

@@ -117,6 +117,10 @@ def test_graph_layout():
   np.testing.assert_allclose(sums[[0, 3, 9]], 1.0, rtol=1e-6)
   np.testing.assert_allclose(fw[(own == 0)], [0.75, 0.25], rtol=1e-6)
   assert np.all(fw[own == g.sink] == 0)
+  # The fusion's rows: each distinct owner once, ascending, and each fact's position among them.
+  owners = np.asarray(g.aux_owners)
+  np.testing.assert_array_equal(owners, np.unique(own))
+  np.testing.assert_array_equal(owners[np.asarray(g.aux_owner_index)], own)
   # Edges grouped by relation: the permutation lists each relation's edges contiguously.
   perm = np.asarray(g.relation_order)
   assert np.all(np.diff(r[perm]) >= 0)

@@ -116,20 +116,25 @@ def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
   """Holographic fusion of aux facts into layer-0 embeddings (SPEC 2.2).
 
   s_v = sum_a w~_{v,a} x_a;  e_v' = e_v + W_f (e_v * s_v) for nodes with aux facts.
+  Computed on the rows of the facts' owners only (graph.aux_owners), which are few next to all
+  nodes (2.6k of 36k on ml-100k-kg); the other rows pass through.
   """
   if m.fusion == "none" or graph.n_aux == 0:
     return x
-  n = graph.n_nodes
-  s = ops.segment_sum(graph.aux_weight[:, None] * x[graph.aux_node], graph.aux_owner, n,
+  owners, index = graph.aux_owners, graph.aux_owner_index
+  n = owners.shape[0]
+  s = ops.segment_sum(graph.aux_weight[:, None] * x[graph.aux_node], index, n,
                       indices_are_sorted=True)
-  has_aux = ops.segment_sum(graph.aux_weight, graph.aux_owner, n, indices_are_sorted=True) > 0
+  has_aux = ops.segment_sum(graph.aux_weight, index, n, indices_are_sorted=True) > 0
+  e = x[owners]
   if m.fusion == "holographic":
-    delta = ops.circular_correlation(x, s) @ params["W_f"]
+    delta = ops.circular_correlation(e, s) @ params["W_f"]
   elif m.fusion == "hadamard":
-    delta = (x * s) @ params["W_f"]
+    delta = (e * s) @ params["W_f"]
   else:   # concat: W [e_v || s_v] replaces e_v
-    delta = jnp.concatenate([x, s], -1) @ params["W_f"] - x
-  return x + jnp.where(has_aux[:, None], delta, 0.0)
+    delta = jnp.concatenate([e, s], -1) @ params["W_f"] - e
+  return x.at[owners].add(jnp.where(has_aux[:, None], delta, 0.0), indices_are_sorted=True,
+                          unique_indices=True)
 
 
 def _per_relation(rows: jax.Array, w: jax.Array, sizes, *, transpose: bool = False,
