@@ -6,7 +6,7 @@
 Test-split rows exist when the run logged them (`--config.train.log_test=true`; reporting only,
 never used for selection). For each workdir it also prints the evaluation with the best
 validation metric, with the test value and CF loss of that epoch (runs stopped by hand have no
-results.json).
+results.json), and with --evals every evaluation's validation and test values.
 """
 
 import argparse
@@ -40,6 +40,18 @@ def best_validation(workdir, metric: str) -> dict | None:
           "cf_loss": same(lambda r: "cf_loss" in r).get("cf_loss")}
 
 
+def evaluations(workdir, metric: str) -> str:
+  """Every evaluation of a run on one line, "epoch: valid/test" (test "-" where not logged)."""
+  rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+  by_epoch = {}
+  for r in rows:
+    if r.get("split") in ("valid", "test") and metric in r:
+      by_epoch.setdefault(r["epoch"], {})[r["split"]] = r[metric]
+  fmt = lambda v: "-" if v is None else f"{v:.4f}"
+  return " ".join(f"{e}: {fmt(v.get('valid'))}/{fmt(v.get('test'))}"
+                  for e, v in sorted(by_epoch.items()))
+
+
 def pretraining(workdir, key: str = "wall_seconds") -> float:
   """results[key] of the BPR-MF run a run started from (config.model.pretrained), else 0:
   its wall seconds, or with key="best_epoch" the epoch of the checkpoint it started from."""
@@ -68,6 +80,8 @@ def main(argv=None):
   p.add_argument("--hline", type=float, nargs="*", default=[], help="reference levels")
   p.add_argument("--no-pretraining-time", action="store_true",
                  help="with --x wall, do not add the wall time of the MF run a run started from")
+  p.add_argument("--evals", action="store_true",
+                 help="also print every evaluation of each run: epoch: valid/test")
   p.add_argument("--out", required=True)
   args = p.parse_args(argv)
   labels = args.labels or [pathlib.Path(w).name for w in args.workdirs]
@@ -89,6 +103,9 @@ def main(argv=None):
       fmt = lambda v: "-" if v is None else f"{v:.4f}"
       print(f"{label}: best valid {args.metric} {best['valid']:.4f} at epoch {best['epoch']} "
             f"(test {fmt(best['test'])}, cf_loss {fmt(best['cf_loss'])})")
+    if args.evals:
+      print(f"{label}: {args.metric} per evaluation (valid/test) "
+            f"{evaluations(workdir, args.metric)}")
   for level in args.hline:
     ax.axhline(level, color="gray", ls="--", lw=0.8)
   ax.set_xlabel("wall seconds" if args.x == "wall" else "epoch")

@@ -98,6 +98,8 @@ def test_plot_curves_reports_the_best_validation_epoch(tmp_path, capsys):
   (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
   assert plot_curves.best_validation(run, "recall@20") == {
       "epoch": 2, "valid": 0.3, "test": 0.31, "cf_loss": 0.4}   # the first of equal values
+  assert (plot_curves.evaluations(run, "recall@20")
+          == "1: 0.2000/0.2500 2: 0.3000/0.3100 3: 0.3000/-")
   (run / "config.json").write_text(json.dumps({"seed": 0, "model": {}}))
   plot_curves.main([str(run), "--split", "valid", "--x", "epoch", "--out", str(tmp_path / "v.png")])
   assert "best valid recall@20 0.3000 at epoch 2 (test 0.3100, cf_loss 0.4000)" in \
