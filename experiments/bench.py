@@ -61,11 +61,13 @@ def op_kind(text: str) -> str:
   return "elementwise / other"
 
 
-def profile_summary(xplane: str, top: int = 25) -> dict:
+def profile_summary(xplane, top: int = 25) -> dict:
   """Device time per XLA op in a jax.profiler trace, summed by op name: the events of each device
   plane's "XLA Ops" line, or of its stream lines (one event per kernel) where it has none; on a
-  host-only trace (CPU), the XLA client's and Eigen's threads."""
-  data = jax.profiler.ProfileData.from_file(xplane)
+  host-only trace (CPU), the XLA client's and Eigen's threads. `xplane`: the trace's .xplane.pb
+  path, or its already-read `jax.profiler.ProfileData`."""
+  data = (jax.profiler.ProfileData.from_file(xplane) if isinstance(xplane, (str, pathlib.Path))
+          else xplane)
   planes = [p for p in data.planes if p.name.startswith("/device:")]
   lines = [l for p in planes for l in p.lines if l.name == "XLA Ops"]
   if not lines:

@@ -5,6 +5,9 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
+
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
@@ -36,6 +39,35 @@ def test_profile_sums_device_time_per_op(tmp_path, capsys):
   assert sum(o["ms"] for o in prof["ops"]) <= prof["total_ms"] * (1 + 1e-6)
   assert all(o["count"] >= 1 for o in prof["ops"])
   assert "| kind | ms | share |" in capsys.readouterr().out
+
+
+def _trace(planes):
+  """A stand-in for jax.profiler.ProfileData: {plane: {line: [(event, ns, stats)]}}."""
+  ns = types.SimpleNamespace
+  return ns(planes=[ns(name=p, lines=[ns(name=l, events=[ns(name=e, duration_ns=d, stats=st)
+                                                           for e, d, st in evs])
+                                      for l, evs in lines.items()])
+                    for p, lines in planes.items()])
+
+
+def test_profile_summary_reads_device_planes():
+  """On a GPU trace the "XLA Ops" line is read (not the host's threads, nor the module line);
+  without it, the stream lines' kernels; times are summed per op name."""
+  ops = [("input_scatter_fusion.1", 4e6, [("long_name", "%s = f32[24] fusion(...)")]),
+         ("loop_gather_fusion", 1e6, []), ("input_scatter_fusion.1", 2e6, []),
+         ("gemm_fusion_dot.3", 1e6, [])]
+  trace = _trace({"/device:GPU:0": {"XLA Ops": ops, "XLA Modules": [("jit_cf", 9e6, [])]},
+                  "/host:CPU": {"tf_XLAEigen": [("host_op", 5e6, [])]}})
+  prof = bench.profile_summary(trace)
+  assert prof["total_ms"] == pytest.approx(8.0)
+  top = prof["ops"][0]
+  assert (top["name"], top["count"], top["ms"], top["kind"]) == (
+      "input_scatter_fusion.1", 2, pytest.approx(6.0), "scatter")
+  assert top["text"].startswith("%s = f32[24]")
+  assert {k["kind"]: k["ms"] for k in prof["kinds"]} == pytest.approx(
+      {"scatter": 6.0, "gather": 1.0, "matmul": 1.0})
+  streams = _trace({"/device:GPU:0": {"Stream #1(Compute)": ops[:2], "Stream #2": ops[2:]}})
+  assert bench.profile_summary(streams)["total_ms"] == pytest.approx(8.0)
 
 
 def test_op_kind_reads_the_op_name_and_hlo_text():
@@ -124,7 +156,6 @@ def test_plot_scaling_table_and_png(tmp_path):
   assert "40.00 (est.) | 20.0 |" in md
   bad = tmp_path / "bad.json"
   bad.write_text("{}")
-  import pytest
   with pytest.raises(SystemExit, match="bad.json: not a bench.py result"):
     plot_scaling.main([str(bad), "--out", str(tmp_path / "x.png")])
 
