@@ -94,7 +94,6 @@ def profile_summary(xplane, top: int = 25) -> dict:
     kinds[op_kind(f"{name} {o['text']}")] += o["ns"]
   ranked = sorted(ops.items(), key=lambda kv: -kv[1]["ns"])
   return {"total_ms": total / 1e6,
-          "lines": sorted({f"{p.name}: {l.name}" for p in data.planes for l in p.lines})[:40],
           "kinds": [{"kind": k, "ms": ns / 1e6, "share": ns / total}
                     for k, ns in kinds.most_common()],
           "ops": [{"name": n, "ms": o["ns"] / 1e6, "count": o["count"], "share": o["ns"] / total,
@@ -143,26 +142,29 @@ def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) 
   params, opt_kg, _ = _block(kg_fn(params, opt_kg, graph, kg[0]))
   compile_s = time.time() - t0
 
+  def run_cf(params, opt, chunks, n):   # n chunks of CF steps, not waited for
+    for c in range(min(n, chunks.shape[0])):
+      params, opt, _ = cf_fn(params, opt, graph, chunks[c], zeros, key)
+    return params, opt
+
+  def run_kg(params, opt, chunks, n):
+    for c in range(min(n, chunks.shape[0])):
+      params, opt, _ = kg_fn(params, opt, graph, chunks[c])
+    return params, opt
+
   t0 = time.time()
-  for c in range(min(4, cf.shape[0])):
-    params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
-  _block(params)
+  params, opt_cf = _block(run_cf(params, opt_cf, cf, 4))
   cf_step = (time.time() - t0) / (min(4, cf.shape[0]) * cf.shape[1])
   t0 = time.time()
-  for c in range(min(8, kg.shape[0])):
-    params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
-  _block(params)
+  params, opt_kg = _block(run_kg(params, opt_kg, kg, 8))
   kg_step = (time.time() - t0) / (min(8, kg.shape[0]) * kg.shape[1])
 
   epoch_s = []
   for e in range(epochs):
     t0 = time.time()
     cf, kg = sample(e + 1)
-    for c in range(cf.shape[0]):
-      params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
-    if cfg.model.use_kge:
-      for c in range(kg.shape[0]):
-        params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
+    params, opt_cf = run_cf(params, opt_cf, cf, cf.shape[0])
+    params, opt_kg = run_kg(params, opt_kg, kg, kg.shape[0])
     _block(params)
     epoch_s.append(time.time() - t0)
 
@@ -170,11 +172,8 @@ def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) 
   if profile:
     trace_dir = trace_dir or tempfile.mkdtemp(prefix="kgax-trace-")
     with jax.profiler.trace(trace_dir):
-      for c in range(min(profile, cf.shape[0])):
-        params, opt_cf, _ = cf_fn(params, opt_cf, graph, cf[c], zeros, key)
-      for c in range(min(profile, kg.shape[0])):
-        params, opt_kg, _ = kg_fn(params, opt_kg, graph, kg[c])
-      _block(params)
+      params, opt_cf = run_cf(params, opt_cf, cf, profile)
+      params, opt_kg = _block(run_kg(params, opt_kg, kg, profile))
     prof = profile_summary(sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))[-1])
 
   prefetch.close()
@@ -199,7 +198,7 @@ def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) 
       # With --epochs 0 the epoch time is estimated from the measured step times.
       "epoch_seconds": float(np.median(epoch_s)) if epoch_s else
                        cf.shape[0] * cf.shape[1] * cf_step
-                       + kg.shape[0] * kg.shape[1] * kg_step * cfg.model.use_kge,
+                       + kg.shape[0] * kg.shape[1] * kg_step,
       "epoch_measured": bool(epoch_s), "eval_seconds": eval_s,
       "test_recall@20": metrics.get("recall@20"),
       "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

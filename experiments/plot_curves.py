@@ -19,9 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _rows(workdir) -> list[dict]:
+  return [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+
+
 def read_curve(workdir, split: str, metric: str, x: str):
-  rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
-  rows = [r for r in rows if r.get("split") == split and metric in r]
+  rows = [r for r in _rows(workdir) if r.get("split") == split and metric in r]
   return [r[x] for r in rows], [r[metric] for r in rows]
 
 
@@ -29,7 +32,7 @@ def best_validation(workdir, metric: str) -> dict | None:
   """The evaluation with the highest validation `metric` (the first, on ties): its epoch, that
   value, the test value at the same epoch (when logged) and the epoch's CF loss; None without
   validation rows. For runs stopped by hand, which have no results.json."""
-  rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+  rows = _rows(workdir)
   valid = [r for r in rows if r.get("split") == "valid" and metric in r]
   if not valid:
     return None
@@ -42,7 +45,7 @@ def best_validation(workdir, metric: str) -> dict | None:
 
 def evaluations(workdir, metric: str) -> str:
   """Every evaluation of a run on one line, "epoch: valid/test" (test "-" where not logged)."""
-  rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+  rows = _rows(workdir)
   by_epoch = {}
   for r in rows:
     if r.get("split") in ("valid", "test") and metric in r:

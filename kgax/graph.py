@@ -39,13 +39,13 @@ class Graph:
   relations: jnp.ndarray  # int32 [E]
   tails: jnp.ndarray      # int32 [E]
   weights: jnp.ndarray    # float32 [E] 1 for real edges, 0 for padding
-  aux_owner: jnp.ndarray  # int32 [F] node id of the fact's owner (sink for padding)
-  aux_node: jnp.ndarray   # int32 [F] node id of the aux node
-  aux_weight: jnp.ndarray  # float32 [F] weights normalised to sum 1 per owner (0 for padding)
-  # The distinct owners of the aux facts [O] (ascending; the sink too when facts are padded) and
-  # each fact's position among them [F]: the fusion runs on these O rows, not on all nodes.
-  aux_owners: jnp.ndarray
-  aux_owner_index: jnp.ndarray
+  # Aux facts [F], sorted by owner: the distinct owners [O] (node ids, ascending; the sink too
+  # when facts are padded), each fact's position among them, its aux node and its weight
+  # (normalised to sum 1 per owner, 0 for padding). The fusion runs on the O owner rows only.
+  aux_owners: jnp.ndarray       # int32 [O]
+  aux_owner_index: jnp.ndarray  # int32 [F]
+  aux_node: jnp.ndarray         # int32 [F] node id of the aux node
+  aux_weight: jnp.ndarray       # float32 [F]
   relation_order: jnp.ndarray  # int32 [E] edge permutation that groups edges by relation
   tail_order: jnp.ndarray  # int32 [E] edge permutation that sorts edges by tail
   # Distinct (head, relation) pairs of the edges, grouped by relation, for per-relation
@@ -170,9 +170,8 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   i32 = lambda x: jnp.asarray(x, jnp.int32)
   return Graph(
       heads=i32(h), relations=i32(r), tails=i32(t), weights=jnp.asarray(weights),
-      aux_owner=i32(f_owner[f_order]), aux_node=i32(f_node[f_order]),
-      aux_weight=jnp.asarray(f_w[f_order]), aux_owners=i32(f_owners),
-      aux_owner_index=i32(f_owner_index),
+      aux_owners=i32(f_owners), aux_owner_index=i32(f_owner_index),
+      aux_node=i32(f_node[f_order]), aux_weight=jnp.asarray(f_w[f_order]),
       relation_order=i32(relation_order), relation_sizes=relation_sizes,
       tail_order=i32(tail_order),
       head_pair_nodes=i32(hp_nodes), head_pair_index=i32(hp_index), head_pair_sizes=hp_sizes,

@@ -109,7 +109,7 @@ def _take_few_bwd(res, g):
 
 def take_few_grad_scatter(g: jax.Array, ids: jax.Array, n: int) -> jax.Array:
   """take_few's gradient as a scatter-add (CPU)."""
-  return jax.ops.segment_sum(g, ids, n)
+  return segment_sum(g, ids, n)
 
 
 def take_few_grad_one_hot(g: jax.Array, ids: jax.Array, n: int) -> jax.Array:

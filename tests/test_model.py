@@ -72,7 +72,8 @@ def _reference(params, g, m, drop=frozenset(), scale=None):
   if m.fusion != "none":
     s = np.zeros_like(x)
     has = np.zeros(n, bool)
-    for o, a, w in zip(np.asarray(g.aux_owner), np.asarray(g.aux_node), np.asarray(g.aux_weight)):
+    owner = np.asarray(g.aux_owners)[np.asarray(g.aux_owner_index)]
+    for o, a, w in zip(owner, np.asarray(g.aux_node), np.asarray(g.aux_weight)):
       if w > 0:
         s[o] += w * x[a]
         has[o] = True

@@ -117,7 +117,7 @@ def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
 
   s_v = sum_a w~_{v,a} x_a;  e_v' = e_v + W_f (e_v * s_v) for nodes with aux facts.
   Computed on the rows of the facts' owners only (graph.aux_owners), which are few next to all
-  nodes (2.6k of 36k on ml-100k-kg); the other rows pass through.
+  nodes (2,626 of 35,778 on ml-100k-kg with its aux facts); the other rows pass through.
   """
   if m.fusion == "none" or graph.n_aux == 0:
     return x
