@@ -152,29 +152,3 @@ def test_graph_projection_pairs():
     assert len(set(zip(pair_nodes, pair_rel))) == len(pair_nodes)   # pairs are distinct
     keys = list(zip(pair_rel, pair_nodes))
     assert keys == sorted(keys)                                      # by relation, then node
-
-
-def test_kg_min_degree_drops_rare_entities_and_renumbers():
-  """Entities (not items) in fewer than k triples go, with their triples and aux facts; the rest
-  are renumbered after the items, keeping their original ids and the remaining facts."""
-  from kgax.data.load import with_kg_min_degree
-  # items 0-1; entity 2 in three triples, 3 and 5 in one (leaves), 4 in two
-  kg = np.array([[0, 0, 2], [1, 0, 2], [0, 1, 3], [1, 1, 4], [2, 1, 4], [2, 0, 5]])
-  aux = AuxFacts(owner=np.array([3, 4, 0, 1]), owner_is_user=np.array([False, False, True, False]),
-                 node=np.array([0, 1, 1, 0]), weight=np.ones(4, np.float32),
-                 node_attr=np.array([0, 0]), node_names=np.array(["g=a", "g=b"], object),
-                 attr_names=("genre",))
-  ds = Dataset(name="toy", n_users=2, n_items=2, n_entities=6, interactions=np.array([[0, 0]]),
-               kg=kg, relation_names=("a", "b"), aux=aux,
-               entity_ids=np.array(["i0", "i1", "e2", "e3", "e4", "e5"], object)).validate()
-  out = with_kg_min_degree(ds, 2)
-  assert out.n_entities == 4   # items 0, 1 and entities 2, 4 -> 2, 3
-  np.testing.assert_array_equal(out.kg, [[0, 0, 2], [1, 0, 2], [1, 1, 3], [2, 1, 3]])
-  np.testing.assert_array_equal(out.entity_ids, ["i0", "i1", "e2", "e4"])
-  np.testing.assert_array_equal(out.aux.owner, [3, 0, 1])   # entity 3's fact is gone
-  np.testing.assert_array_equal(out.aux.owner_is_user, [False, True, False])
-  np.testing.assert_array_equal(out.aux.node, [1, 1, 0])
-  assert "dropped 2 entities" in out.notes[-1]
-  assert with_kg_min_degree(ds, 1) is ds and with_kg_min_degree(ds, 0) is ds
-  with pytest.raises(DataError, match="kg_min_degree"):
-    with_kg_min_degree(ds, -1)

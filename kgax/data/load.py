@@ -72,39 +72,6 @@ def with_aux_from(ds: Dataset, source: str | pathlib.Path) -> Dataset:
                         f"{other.aux.n_nodes} aux nodes",))
 
 
-def with_kg_min_degree(ds: Dataset, min_degree: int) -> Dataset:
-  """`ds` without the non-item entities that occur in fewer than `min_degree` KG triples (as
-  head or tail, counted in the full KG), their triples and their aux facts; the remaining
-  entities are renumbered in order after the items.
-
-  An entity in a single triple (64% of ml-100k-kg's Freebase entities) relates its item to
-  nothing else: in the propagation it is only a second free vector for that item.
-  """
-  if min_degree < 0:
-    raise DataError(f"data.kg_min_degree must be >= 0, got {min_degree}")
-  if min_degree <= 1 or not len(ds.kg):
-    return ds
-  kg = ds.kg
-  degree = np.bincount(np.r_[kg[:, 0], kg[:, 2]], minlength=ds.n_entities)
-  keep = degree >= min_degree
-  keep[:ds.n_items] = True
-  new_id = np.cumsum(keep) - 1
-  rows = keep[kg[:, 0]] & keep[kg[:, 2]]
-  kg = np.stack([new_id[kg[rows, 0]], kg[rows, 1], new_id[kg[rows, 2]]], 1)
-  aux = ds.aux
-  on_entity = ~aux.owner_is_user
-  owner, facts = aux.owner.copy(), np.ones(len(aux), bool)
-  owner[on_entity], facts[on_entity] = new_id[owner[on_entity]], keep[owner[on_entity]]
-  aux = dataclasses.replace(aux, owner=owner[facts], owner_is_user=aux.owner_is_user[facts],
-                            node=aux.node[facts], weight=aux.weight[facts])
-  dropped = ds.n_entities - int(keep.sum())
-  return dataclasses.replace(
-      ds, kg=kg, n_entities=int(keep.sum()), aux=aux,
-      entity_ids=None if ds.entity_ids is None else np.asarray(ds.entity_ids)[keep],
-      notes=ds.notes + (f"kg_min_degree={min_degree}: dropped {dropped} entities and "
-                        f"{int((~rows).sum())} of {len(rows)} triples",)).validate()
-
-
 def cold_item_ids(n_items: int, fraction: float, seed: int) -> np.ndarray:
   """The round(fraction * n_items) items (sorted) that a cold-start split keeps out of training."""
   if not 0.0 <= fraction < 1.0:
@@ -122,19 +89,18 @@ def with_cold_items(s: Split, cold: np.ndarray) -> Split:
 
 
 def load_split(data_config) -> tuple[Dataset, Split]:
-  """The dataset named by `config.data` and its deterministic split.
+  """The dataset named by `data_config.name` and its deterministic split.
 
-  With `data.cold_items` > 0, that fraction of the items (seeded by data.split_seed) only appears
-  in test: they keep their KG and aux edges but no interaction of theirs is trained on.
+  `data_config` has every field of the data options (read as attributes). With `cold_items` > 0,
+  that fraction of the items (seeded by `split_seed`) only appears in test: they keep their KG and
+  aux edges but no interaction of theirs is trained on.
   """
-  ds = load_dataset(data_config.name, min_rating=data_config.get("min_rating"))
-  if data_config.get("aux_from"):
+  ds = load_dataset(data_config.name, min_rating=data_config.min_rating)
+  if data_config.aux_from:
     ds = with_aux_from(ds, data_config.aux_from)
-  if data_config.get("kg_min_degree"):
-    ds = with_kg_min_degree(ds, int(data_config.kg_min_degree))
   s = split.split_dataset(ds, seed=data_config.split_seed, test_fraction=data_config.test_fraction,
                           valid_fraction=data_config.valid_fraction)
-  if data_config.get("cold_items"):
+  if data_config.cold_items:
     s = with_cold_items(s, cold_item_ids(ds.n_items, data_config.cold_items,
                                          data_config.split_seed))
   return ds, s
