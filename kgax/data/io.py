@@ -267,8 +267,10 @@ def overlap(a: np.ndarray, b: np.ndarray, n_cols: int) -> int:
   return int((lookup(a[:, 0] * n_cols + a[:, 1], b[:, 0] * n_cols + b[:, 1]) >= 0).sum())
 
 
-def make_aux(parts: Sequence[tuple[str, np.ndarray, bool, np.ndarray, np.ndarray]]) -> AuxFacts:
-  """AuxFacts from parts (attribute, owner [F], owners_are_users, values [F], weights [F]).
+def make_aux(parts: Sequence[tuple]) -> AuxFacts:
+  """AuxFacts from parts (attribute, owner [F], owners_are_users, values [F], weights [F]) or,
+  for facts derived from interactions, (..., (fact [S], user [S], item [S])): the part's sources,
+  `fact` indexing the part's own facts.
 
   Aux nodes are numbered attribute by attribute in the given order, values sorted within one;
   a node's name is "attribute=value". Parts without facts are left out.
@@ -277,8 +279,9 @@ def make_aux(parts: Sequence[tuple[str, np.ndarray, bool, np.ndarray, np.ndarray
   if not parts:
     return AuxFacts.empty()
   owner, is_user, node, weight, node_attr, names = [], [], [], [], [], []
-  n_nodes = 0
-  for a, (attr, own, users, values, w) in enumerate(parts):
+  sources = [], [], []
+  n_nodes = n_facts = 0
+  for a, (attr, own, users, values, w, *source) in enumerate(parts):
     codes, uniques = pd.factorize(pd.Series(values, dtype=object).astype(str), sort=True)
     owner.append(np.asarray(own, np.int64))
     is_user.append(np.full(len(own), users))
@@ -287,10 +290,17 @@ def make_aux(parts: Sequence[tuple[str, np.ndarray, bool, np.ndarray, np.ndarray
     weight.append(np.asarray(w, np.float32))
     node_attr.append(np.full(len(uniques), a, np.int64))
     names.append(np.asarray([f"{attr}="] * len(uniques), object) + np.asarray(uniques, object))
+    if source:
+      fact, user, item = (np.asarray(x, np.int64) for x in source[0])
+      for out, x in zip(sources, (fact + n_facts, user, item)):
+        out.append(x)
+    n_facts += len(own)
+  cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64)
   return AuxFacts(owner=np.concatenate(owner), owner_is_user=np.concatenate(is_user),
                   node=np.concatenate(node), weight=np.concatenate(weight),
                   node_attr=np.concatenate(node_attr), node_names=np.concatenate(names),
-                  attr_names=tuple(p[0] for p in parts))
+                  attr_names=tuple(p[0] for p in parts), source_fact=cat(sources[0]),
+                  source_user=cat(sources[1]), source_item=cat(sources[2]))
 
 
 def token_triples(head: np.ndarray, relation: np.ndarray, tail: np.ndarray, linked: dict,

@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from kgax.data import fetch, kgat, movielens, recbole, split, synthetic
+from kgax.data import fetch, io, kgat, movielens, recbole, split, synthetic
 from kgax.data.types import DataError, Dataset, Split
 
 
@@ -88,12 +88,49 @@ def with_cold_items(s: Split, cold: np.ndarray) -> Split:
                test=test[np.lexsort((test[:, 1], test[:, 0]))])
 
 
+def with_train_aux(ds: Dataset, s: Split) -> Dataset:
+  """`ds` whose aux facts derived from interactions come from the training pairs of `s` only.
+
+  A source (one application, e.g. a user's tag on a movie) is kept when its (user, item) pair is
+  in `s.train`: not when it is a validation or test pair, nor when it is no interaction at all. A
+  derived fact then weighs its kept applications and goes when none is left; aux nodes left
+  without facts are dropped (`AuxFacts.select`). Facts without sources stay as they are.
+  """
+  a = ds.aux
+  if not len(a.source_fact):
+    return ds
+  known = (a.source_user >= 0) & (a.source_item >= 0)
+  key = a.source_user[known] * ds.n_items + a.source_item[known]
+
+  def among(pairs):
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    found = np.zeros(len(known), bool)
+    found[known] = io.lookup(np.unique(pairs[:, 0] * ds.n_items + pairs[:, 1]), key) >= 0
+    return found
+
+  in_train, held_out = among(s.train), among(np.r_[s.valid, s.test])
+  aux = a.select(np.ones(len(a), bool), in_train)
+  notes = []
+  attr, new_attr = a.node_attr[a.node], aux.node_attr[aux.node]
+  for k in np.unique(attr[a.source_fact]):
+    src = attr[a.source_fact] == k
+    notes.append(f"{a.attr_names[k]}: from training pairs only, kept {int(in_train[src].sum())} "
+                 f"of {int(src.sum())} applications (dropped {int(held_out[src].sum())} of "
+                 f"validation or test pairs, {int((src & ~in_train & ~held_out).sum())} of pairs "
+                 f"that are no interaction), {int((new_attr == k).sum())} of "
+                 f"{int((attr == k).sum())} facts")
+  notes.append(f"aux nodes left with facts: {aux.n_nodes} of {a.n_nodes}")
+  return dataclasses.replace(ds, aux=aux, notes=ds.notes + tuple(notes)).validate()
+
+
 def load_split(data_config) -> tuple[Dataset, Split]:
   """The dataset named by `data_config.name` and its deterministic split.
 
   `data_config` has every field of the data options (read as attributes). With `cold_items` > 0,
-  that fraction of the items (seeded by `split_seed`) only appears in test: they keep their KG and
-  aux edges but no interaction of theirs is trained on.
+  that fraction of the items (seeded by `split_seed`) only appears in test: they keep their KG
+  edges and the aux facts not derived from interactions, but no interaction of theirs is trained
+  on. Last, aux facts derived from interactions keep only the applications of training pairs
+  (`with_train_aux`), so no validation or test pair is reachable through a fact made from it.
   """
   ds = load_dataset(data_config.name, min_rating=data_config.min_rating)
   if data_config.aux_from:
@@ -103,4 +140,4 @@ def load_split(data_config) -> tuple[Dataset, Split]:
   if data_config.cold_items:
     s = with_cold_items(s, cold_item_ids(ds.n_items, data_config.cold_items,
                                          data_config.split_seed))
-  return ds, s
+  return with_train_aux(ds, s), s

@@ -58,7 +58,8 @@ def read_movielens(path, *, min_rating: float | None = None, genome_top_k: int =
   Aux facts: "genome" (per movie the top `genome_top_k` genome tags, weight = relevance; 0 or None
   skips the genome), "user_tag" (tags a user applied, lower-cased, weight = applications),
   "tag" (the same per movie, when `item_tags`), and for ml-100k / ml-1m "age" (ML-1M age groups),
-  "gender" and "occupation" of users (weight 1).
+  "gender" and "occupation" of users (weight 1). Tag facts list their applications as sources
+  (`AuxFacts`), so that `load.load_split` keeps only those of training pairs.
   """
   path = pathlib.Path(path)
   if (path / "ratings.csv").exists():
@@ -286,22 +287,25 @@ def read_tags(path: str | pathlib.Path) -> pd.DataFrame | None:
 
 def _tags(tags: pd.DataFrame, users: np.ndarray, items: np.ndarray, item_tags: bool,
           notes: list) -> list:
-  """Aux parts "user_tag" (owner user) and "tag" (owner item), weight = number of applications."""
+  """Aux parts "user_tag" (owner user) and "tag" (owner item), weight = number of applications;
+  each application is a source: its (user, movie) pair, -1 for one outside the catalogue."""
   tag = tags["tag"].str.strip().str.lower()
   empty = (tag == "").to_numpy()
   notes.append(f"tags: {len(tag)} applications, {empty.sum()} empty tags left out")
+  pair = io.lookup(users, tags["user"].to_numpy()), io.lookup(items, tags["movie"].to_numpy())
   parts = []
-  for attr, key, ids in (("user_tag", "user", users), ("tag", "movie", items)):
+  for attr, key, owner in (("user_tag", "user", pair[0]), ("tag", "movie", pair[1])):
     if attr == "tag" and not item_tags:
       continue
-    owner = io.lookup(ids, tags[key].to_numpy())
     keep = (owner >= 0) & ~empty
     notes.append(f"{attr}: ignored {((owner < 0) & ~empty).sum()} applications of "
                  f"{key}s without (kept) ratings")
-    count = pd.DataFrame({"owner": owner[keep], "value": tag.to_numpy(dtype=object)[keep]}
-                         ).groupby(["owner", "value"], sort=True).size()
+    groups = pd.DataFrame({"owner": owner[keep], "value": tag.to_numpy(dtype=object)[keep]}
+                          ).groupby(["owner", "value"], sort=True)
+    count = groups.size()
     parts.append((attr, count.index.get_level_values(0).to_numpy(), attr == "user_tag",
-                  count.index.get_level_values(1).to_numpy(dtype=object), count.to_numpy()))
+                  count.index.get_level_values(1).to_numpy(dtype=object), count.to_numpy(),
+                  (groups.ngroup().to_numpy(), pair[0][keep], pair[1][keep])))
   return parts
 
 

@@ -23,6 +23,12 @@ class AuxFacts:
   Each distinct (attribute, value) is an aux node; `node_attr[n]` is its attribute and
   `node_names[n]` a readable "attribute=value". An owner is an entity (`owner_is_user` False) or a
   user (True).
+
+  Facts derived from interactions (MovieLens tags: a user tagged a movie) list their sources:
+  source s is the (user, item) pair `(source_user[s], source_item[s])` behind one application of
+  fact `source_fact[s]` (-1 for a user or movie outside the catalogue). Such a fact's weight is its
+  number of sources, so that `select` can keep only the applications of training pairs. Facts
+  without sources (genres, years, demographics, genome) are not tied to any pair.
   """
 
   owner: np.ndarray          # int64 [F] entity id or user id
@@ -32,6 +38,19 @@ class AuxFacts:
   node_attr: np.ndarray      # int64 [n_nodes] attribute id in [0, len(attr_names))
   node_names: np.ndarray     # object [n_nodes] "attribute=value"
   attr_names: tuple[str, ...]
+  source_fact: np.ndarray | None = None  # int64 [S] the fact of each source (None: no sources)
+  source_user: np.ndarray | None = None  # int64 [S] user id of the source pair, or -1
+  source_item: np.ndarray | None = None  # int64 [S] item id of the source pair, or -1
+
+  def __post_init__(self):
+    for name in ("source_fact", "source_user", "source_item"):
+      if getattr(self, name) is None:
+        object.__setattr__(self, name, np.zeros(0, np.int64))
+
+  @property
+  def derived(self) -> np.ndarray:
+    """bool [F]: the facts derived from interactions (those with sources)."""
+    return np.bincount(self.source_fact, minlength=len(self)) > 0
 
   @property
   def n_nodes(self) -> int:
@@ -45,10 +64,37 @@ class AuxFacts:
     return len(self.owner)
 
   @classmethod
-  def empty(cls) -> AuxFacts:
+  def empty(cls, attr_names: tuple[str, ...] = ()) -> AuxFacts:
     i = np.zeros(0, np.int64)
     return cls(owner=i, owner_is_user=np.zeros(0, bool), node=i, weight=np.zeros(0, np.float32),
-               node_attr=i, node_names=np.zeros(0, object), attr_names=())
+               node_attr=i, node_names=np.zeros(0, object), attr_names=tuple(attr_names))
+
+  def select(self, facts: np.ndarray, sources: np.ndarray | None = None) -> AuxFacts:
+    """The facts where `facts` [F] is True, with the sources where `sources` [S] is True.
+
+    A derived fact's weight becomes the number of its kept sources, and a derived fact left
+    without sources is dropped. Aux nodes left without facts are dropped (the others renumbered
+    in order); the attributes stay, so relation ids do not move.
+    """
+    facts = np.asarray(facts, bool).copy()
+    keep_src = facts[self.source_fact]
+    if sources is not None:
+      keep_src &= np.asarray(sources, bool)
+    count = np.bincount(self.source_fact[keep_src], minlength=len(self))
+    derived = self.derived
+    facts &= ~derived | (count > 0)
+    keep_src &= facts[self.source_fact]
+    weight = np.where(derived, count, self.weight).astype(np.float32)
+    used = np.zeros(self.n_nodes, bool)
+    used[self.node[facts]] = True
+    new_node = np.cumsum(used) - 1
+    new_fact = np.cumsum(facts) - 1
+    return AuxFacts(
+        owner=self.owner[facts], owner_is_user=self.owner_is_user[facts],
+        node=new_node[self.node[facts]], weight=weight[facts], node_attr=self.node_attr[used],
+        node_names=self.node_names[used], attr_names=self.attr_names,
+        source_fact=new_fact[self.source_fact[keep_src]],
+        source_user=self.source_user[keep_src], source_item=self.source_item[keep_src])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +156,16 @@ class Dataset:
         raise DataError(f"{self.name}: aux node id out of range")
       if not np.all(a.weight > 0):
         raise DataError(f"{self.name}: aux weights must be > 0")
+    if not len(a.source_fact) == len(a.source_user) == len(a.source_item):
+      raise DataError(f"{self.name}: aux source arrays differ in length")
+    if len(a.source_fact):
+      for what, ids, hi in (("fact", a.source_fact, len(a)), ("user", a.source_user, self.n_users),
+                            ("item", a.source_item, self.n_items)):
+        if ids.min() < (0 if what == "fact" else -1) or ids.max() >= hi:
+          raise DataError(f"{self.name}: aux source {what} id out of range")
+      count = np.bincount(a.source_fact, minlength=len(a))
+      if np.any(a.weight[count > 0] != count[count > 0]):
+        raise DataError(f"{self.name}: an aux fact with sources must weigh its number of sources")
     return self
 
 
