@@ -1,17 +1,20 @@
-"""A tiny configuration for tests and smoke runs: seconds on a CPU."""
+"""A tiny configuration for tests and smoke runs: seconds on a CPU.
 
-import os
-import sys
+    kgax train --config configs/test.py --workdir /tmp/kgax-test
+    kgax train --config configs/test.py:model=lightgcn --workdir /tmp/kgax-test-lightgcn
+"""
 
-sys.path.insert(0, os.path.dirname(__file__))
-import kgat_ax  # noqa: E402
+from kgax import options
 
 
 def get_config(arg: str | None = None):
-  c = kgat_ax.get_config(arg or "dataset=synthetic-tiny")
+  args = options.parse_arg(arg, dataset="synthetic-tiny", model="kgat")
+  c = options.default_config(args.model, args.dataset)
+  if args.model in ("kgat", "cke"):
+    c.model.relation_dim = 16
+  if args.model == "kgat":
+    c.model.layers = (16, 8)
   c.model.embed_dim = 16
-  c.model.relation_dim = 16
-  c.model.layers = (16, 8)
   c.train.epochs = 4
   c.train.batch_size = 128
   c.train.kg_batch_size = 256

@@ -12,7 +12,6 @@ import numpy as np
 from kgax import config as config_lib
 from kgax.data.types import DataError
 
-DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "kgat_ax.py"
 
 
 def _data_stats(args) -> int:
@@ -72,81 +71,87 @@ def _print_metrics(metrics: dict, title: str) -> None:
     print(f"  auc   {metrics['auc']:.4f}")
 
 
+def _step(text: str) -> str:
+  if text in ("best", "latest") or text.isdigit():
+    return text
+  raise argparse.ArgumentTypeError(f"{text!r}: expected best, latest or an epoch number")
+
+
+def _positive(text: str) -> int:
+  if not text.isdigit() or int(text) <= 0:
+    raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
+  return int(text)
+
+
 def _evaluate(args) -> int:
+  """Only reads the workdir; --output writes the metrics as JSON elsewhere."""
   from kgax import inference
+  from kgax.workdir import write_text_atomic
   run = inference.Run.open(args.workdir, args.step)
   metrics = run.evaluate(args.split)
-  out = pathlib.Path(args.workdir) / f"eval_{args.split}_{args.step}.json"
-  out.write_text(json.dumps({"step": run.step, "split": args.split, **metrics}, indent=2))
+  if args.output:
+    write_text_atomic(pathlib.Path(args.output),
+                      json.dumps({"step": run.step, "split": args.split, **metrics}, indent=2))
   _print_metrics(metrics, f"{args.split} metrics at checkpoint {args.step} (epoch {run.step})")
   return 0
 
 
 def _recommend(args) -> int:
   from kgax import inference
-  run = inference.Run.open(args.workdir, args.step)
-  if args.users == "all":
-    if not args.output:
-      raise SystemExit("kgax recommend: --users all needs --output FILE")
-    n = run.write_recommendations(args.output, args.k)
-    print(f"wrote {n} rows to {args.output}")
-    return 0
+  if args.users == "all" and not args.output:
+    raise SystemExit("kgax recommend: --users all needs --output FILE")
   user = args.user if args.user is not None else args.users
   if user is None:
     raise SystemExit("kgax recommend: give --user ID or --users all")
+  run = inference.Run.open(args.workdir, args.step)
+  if args.users == "all":
+    n = run.write_recommendations(args.output, args.k)
+    print(f"wrote {n} rows to {args.output}")
+    return 0
   for line in run.explain_text(str(user), args.k, n_paths=args.paths):
     print(line)
   return 0
 
 
-FALLBACK_DATASET = "synthetic-small"   # when ml-100k-kg cannot be fetched
+DEFAULT_DATASET = "ml-100k-kg"
+FALLBACK_DATASET = "synthetic-small"   # when the default dataset cannot be fetched
 
 
-def main_job_configs(dataset: str, workdir: pathlib.Path, epochs: int, from_scratch: bool):
-  """[(name, config)] of the main job, in training order.
-
-  KGAT's protocol: BPR-MF first (L2 1e-2, the value selected on validation on ml-100k-kg), then
-  KGAT-AX initialised from it and fine-tuned at lr 1e-4 with selection on validation every epoch.
-  `from_scratch`: KGAT-AX alone, at batch 4096 and lr 5e-3.
-  """
-  configs_dir = DEFAULT_CONFIG.parent
-  cfg = config_lib.load_file(f"{DEFAULT_CONFIG}:dataset={dataset}")
-  cfg.optim.l2 = 1e-2
-  cfg.train.batch_size = 4096
-  cfg.train.epochs = epochs
-  if from_scratch:
-    cfg.optim.lr = 5e-3
-    cfg.train.eval_every, cfg.train.patience = 5, 3
-    return [("kgat_ax", cfg)]
-  mf = config_lib.load_file(f"{configs_dir / 'mf.py'}:dataset={dataset}")
-  mf.optim.l2 = 1e-2
-  mf.train.epochs, mf.train.patience = 300, 5
-  cfg.model.pretrained = str(workdir / "mf")
-  cfg.optim.lr = cfg.optim.kg_lr = 1e-4
-  cfg.train.eval_every, cfg.train.patience = 1, 3
-  return [("mf", mf), ("kgat_ax", cfg)]
-
-
-def _run(args) -> int:
-  """The main job: BPR-MF then KGAT-AX on ml-100k-kg (synthetic data when it cannot be fetched)."""
-  from kgax import train
+def _run(args, overrides) -> int:
+  """The recommended protocol on a dataset: every model of --models (and the ones they start
+  from) for each seed, then one comparison table."""
+  from kgax import study
   from kgax.data import fetch
-  dataset = "ml-100k-kg"
-  try:
-    fetch.fetch(dataset)
-  except (OSError, DataError, RuntimeError) as e:
-    print(f"could not fetch {dataset} ({e}); falling back to {FALLBACK_DATASET}")
-    dataset = FALLBACK_DATASET
-  workdir = pathlib.Path(args.workdir)
-  epochs = args.epochs if args.epochs is not None else (25 if args.from_scratch else 10)
-  for name, cfg in main_job_configs(dataset, workdir, epochs, args.from_scratch):
-    print(f"== {name} -> {workdir / name}", flush=True)
-    results = train.train_and_evaluate(cfg, workdir / name)
-    _print_metrics(results["test"], f"{'KGAT-AX' if name == 'kgat_ax' else 'BPR-MF'} on "
-                   f"{dataset}: test metrics (best epoch {results['best_epoch']}, "
-                   f"{results['wall_seconds']:.0f} s)")
-  print(f"workdir: {workdir}")
+  dataset = args.dataset
+  if dataset == DEFAULT_DATASET and not pathlib.Path(dataset).exists():
+    try:
+      fetch.fetch(dataset)
+    except (OSError, DataError, RuntimeError) as e:
+      print(f"could not fetch {dataset} ({e}); falling back to {FALLBACK_DATASET}")
+      dataset = FALLBACK_DATASET
+  name = pathlib.Path(dataset).name or dataset
+  root = pathlib.Path(args.workdir or f"runs/run-{name}")
+  jobs = study.protocol_jobs(args.models, dataset, args.seeds, root, overrides,
+                             recipe=args.recipe)
+  results = study.run_jobs(jobs, root)
+  models = list(dict.fromkeys(j.name.rpartition("-seed")[0] for j in jobs))
+  table = study.comparison_table(results, models)
+  seeds = ", ".join(map(str, args.seeds))
+  text = (f"{dataset}: test metrics of the best-validation checkpoint, mean ± std over seeds "
+          f"{seeds}\n\n{table}\n")
+  (root / "comparison.md").write_text(text)
+  print(text + f"\nworkdirs: {root}/MODEL-seedS; this table: {root / 'comparison.md'}")
   return 0
+
+
+def _protocol():
+  from kgax import study
+  return study.PROTOCOL
+
+
+def _model_names():
+  from kgax import study
+  return tuple(study.MODELS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
   s = sub.add_parser("evaluate", help="metrics of a checkpoint")
   s.add_argument("--workdir", required=True)
-  s.add_argument("--step", default="best", help="best, latest or an epoch number")
+  s.add_argument("--step", default="best", type=_step, help="best, latest or an epoch number")
   s.add_argument("--split", default="test", choices=("test", "valid"))
+  s.add_argument("--output", default=None, help="also write the metrics to this JSON file")
   s.set_defaults(fn=_evaluate)
 
   s = sub.add_parser("recommend", help="top-K items with attention paths")
@@ -185,19 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
   s.add_argument("--user", default=None, help="original user id")
   s.add_argument("--users", default=None, help="'all' for every test user (with --output)")
   s.add_argument("--output", default=None)
-  s.add_argument("--k", type=int, default=20)
-  s.add_argument("--paths", type=int, default=3, help="explanation paths per item")
-  s.add_argument("--step", default="best")
+  s.add_argument("--k", type=_positive, default=20)
+  s.add_argument("--paths", type=_positive, default=3, help="explanation paths per item")
+  s.add_argument("--step", default="best", type=_step)
   s.set_defaults(fn=_recommend)
 
-  s = sub.add_parser("run", help="the main job: BPR-MF, then KGAT-AX initialised from it, on "
-                     "the default dataset")
-  s.add_argument("--workdir", default="runs/main-ml-100k-kg")
-  s.add_argument("--epochs", type=int, default=None,
-                 help="KGAT-AX epochs at most (default 10; 25 with --from-scratch)")
-  s.add_argument("--from-scratch", action="store_true",
-                 help="KGAT-AX alone from a random initialisation (batch 4096, lr 5e-3)")
-  s.set_defaults(fn=_run)
+  s = sub.add_parser("run", help="the recommended protocol on a dataset: MF, LightGCN and "
+                     "KGAT-AX fine-tuned from it; one comparison table")
+  s.add_argument("--dataset", default=DEFAULT_DATASET, help="registered name or folder")
+  s.add_argument("--workdir", default=None, help="root of the workdirs (runs/run-NAME)")
+  s.add_argument("--models", nargs="+", default=list(_protocol()), choices=_model_names(),
+                 help="models to train (those they start from are added)")
+  s.add_argument("--seeds", type=int, nargs="+", default=[0])
+  s.add_argument("--recipe", default="", help="a recipe file (configs/recipes/*.py) instead "
+                 "of each model's config file")
+  s.set_defaults(fn=_run, takes_overrides=True)
   return p
 
 
@@ -207,11 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides, rest = config_lib.split_overrides(argv)
     args = build_parser().parse_args(rest)
     if overrides and not getattr(args, "takes_overrides", False):
-      raise config_lib.ConfigError(f"--config.* overrides only apply to 'kgax train'")
+      raise config_lib.ConfigError("--config.* overrides only apply to 'kgax train' and "
+                                   "'kgax run'")
     if getattr(args, "takes_overrides", False):
       return args.fn(args, overrides)
     return args.fn(args)
-  except (DataError, config_lib.ConfigError, FileNotFoundError, RuntimeError) as e:
+  except (DataError, config_lib.ConfigError, OSError, RuntimeError) as e:
     print(f"kgax: error: {e}", file=sys.stderr)
     return 2
   except ValueError as e:   # bad config values are reported on one line

@@ -9,9 +9,7 @@ import pathlib
 
 import ml_collections
 
-
-class ConfigError(ValueError):
-  """A config file or override that cannot be used; the message names it."""
+from kgax.options import ConfigError
 
 
 def _load_module(path: str):
@@ -27,6 +25,11 @@ def _load_module(path: str):
   return module
 
 
+def sibling(file: str, name: str):
+  """The config module `name` beside config file `file` (configs load without sys.path edits)."""
+  return _load_module(str(pathlib.Path(file).resolve().parent / name))
+
+
 def load_file(spec: str) -> ml_collections.ConfigDict:
   """Loads `configs/x.py` or `configs/x.py:arg` and returns `get_config(arg)`."""
   path, _, arg = spec.partition(":")
@@ -37,6 +40,11 @@ def load_file(spec: str) -> ml_collections.ConfigDict:
     return module.get_config(arg or None)
   except ValueError as e:
     raise ConfigError(f"config file {spec}: {e}") from None
+
+
+def load_module(spec: str):
+  """The module of config file `spec` (`path.py[:arg]`), e.g. for a recipe's STARTS_FROM."""
+  return _load_module(spec.partition(":")[0])
 
 
 def load_sweep(spec: str) -> list[dict]:
@@ -108,10 +116,11 @@ def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 def from_json(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   """The resolved config saved in a workdir."""
+  from kgax.workdir import read_json
   path = pathlib.Path(path)
-  if not path.is_file():
+  data = read_json(path)
+  if data is None:
     raise ConfigError(f"{path}: not found (is this a kgax workdir?)")
-  data = json.loads(path.read_text())
   def tuples(x):
     if isinstance(x, dict):
       return {k: tuples(v) for k, v in x.items()}

@@ -1,4 +1,4 @@
-"""The collaborative knowledge graph (CKG) as static-shape arrays (SPEC section 1).
+"""The collaborative knowledge graph (CKG) as static-shape arrays (docs/model.md §1).
 
 Node-id layout, fixed here and nowhere else:
 
@@ -93,6 +93,22 @@ class Graph:
   def user_nodes(self, users):
     return users + self.user_start
 
+  # Queries: the only places outside build_graph that decode the layout --------------------
+
+  def is_kg_relation(self, relations):
+    """Whether each relation id is a KG relation or the inverse of one (not interact, not aux)."""
+    base = relations % self.n_fwd_relations
+    return (base >= 1) & (base <= self.n_kg_relations)
+
+  def pretrained_rows(self) -> np.ndarray:
+    """bool [N]: the rows a pretrained user-item model has a vector for: users, and items with a
+    training pair (an interact edge)."""
+    heads, rels, tails = real_edges(self)
+    known = np.zeros(self.n_nodes, bool)
+    known[self.user_start:self.aux_start] = True
+    known[tails[(rels == 0)]] = True
+    return known
+
 
 @dataclasses.dataclass(frozen=True)
 class GraphOptions:
@@ -138,7 +154,7 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
   weights = np.r_[np.ones(n_real, np.float32), np.zeros(n_pad, np.float32)]
   h, r, t = (np.r_[x, np.full(n_pad, v, np.int64)] for x, v in ((h, sink), (r, 0), (t, sink)))
 
-  # Holographic fusion inputs: weights normalised to sum 1 per owner (SPEC 2.2).
+  # Holographic fusion inputs: weights normalised to sum 1 per owner (docs/model.md §2.2).
   w = aux.weight.astype(np.float64)
   if len(aux):
     totals = np.bincount(owner, weights=w, minlength=n_nodes)
@@ -177,6 +193,12 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
       head_pair_nodes=i32(hp_nodes), head_pair_index=i32(hp_index), head_pair_sizes=hp_sizes,
       n_items=ds.n_items, n_entities=n_e, n_users=n_u, n_aux=aux.n_nodes,
       n_kg_relations=ds.n_relations, n_aux_relations=aux.n_attrs, n_real_edges=n_real)
+
+
+def real_edges(graph: Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(heads, relations, tails) of the real (unpadded) edges, as host arrays."""
+  return tuple(np.asarray(a)[:graph.n_real_edges]
+               for a in (graph.heads, graph.relations, graph.tails))
 
 
 def find_edges(graph: Graph, heads: jnp.ndarray, relations: jnp.ndarray,

@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from kgax import checkpoint, config as config_lib, evaluate, sampling, train
+from kgax import checkpoint, evaluate, experiment, options, sampling
 from kgax.data.types import DataError, Dataset, Split
 from kgax.graph import Graph
-from kgax import models
+from kgax.workdir import Workdir
 
 
 @functools.partial(jax.jit, static_argnames="k")
@@ -27,50 +27,70 @@ def _top_k(scores, rows, cols, k):
 
 @dataclasses.dataclass
 class Run:
-  """A trained workdir: config, data, graph and the parameters of one checkpoint."""
+  """A trained workdir: its options, data, graph and the parameters of one checkpoint. Opening
+  one only reads."""
 
   workdir: pathlib.Path
-  config: object
-  ds: Dataset
-  split: Split
-  graph: Graph
+  exp: experiment.Experiment
   params: dict
   step: int
 
   @classmethod
   def open(cls, workdir: str | pathlib.Path, which: str = "best") -> Run:
-    workdir = pathlib.Path(workdir)
-    cfg = config_lib.from_json(workdir / "config.json")
-    ds, split, graph = train.setup(cfg)
-    target = jax.eval_shape(lambda: train.init_state(cfg, graph))
-    ckpt = checkpoint.Checkpoints(workdir / "checkpoints", metric=cfg.train.select_metric,
+    wd = Workdir(workdir)
+    stored = wd.read_config()
+    if stored is None:
+      raise FileNotFoundError(f"{wd.config_path}: not found (is this a kgax workdir?)")
+    try:
+      opts = options.parse(stored)
+    except options.ConfigError as e:
+      raise options.ConfigError(f"{wd.config_path}: written by another kgax version ({e})"
+                                ) from None
+    exp = experiment.build(stored, opts)
+    tx_cf, tx_kg = experiment.make_optimizers(opts)
+    target = jax.eval_shape(lambda: {f.name: getattr(s, f.name) for s in
+                                     [exp.init_state(tx_cf, tx_kg)]
+                                     for f in dataclasses.fields(s)})
+    ckpt = checkpoint.Checkpoints(wd.checkpoints, metric=opts.train.select_metric,
                                   read_only=True)
     state = ckpt.restore(which, target)
-    return cls(workdir, cfg, ds, split, graph, state["params"], int(state["epoch"]))
+    return cls(wd.path, exp, state["params"], int(state["epoch"]))
 
   @property
-  def model(self):
-    return models.get(self.config.model.name)
+  def opts(self) -> options.RunOptions:
+    return self.exp.opts
+
+  @property
+  def lib(self):
+    return self.exp.lib
+
+  model = lib
+
+  @property
+  def ds(self) -> Dataset:
+    return self.exp.ds
+
+  @property
+  def split(self) -> Split:
+    return self.exp.split
+
+  @property
+  def graph(self) -> Graph:
+    return self.exp.graph
 
   @functools.cached_property
   def _score_fn(self):
     """users [B] -> scores [B, n_items] for the restored parameters."""
-    m, graph, params = self.config.model, self.graph, self.params
-    if hasattr(self.model, "user_item_embeddings"):
-      user_emb, item_emb = jax.jit(
-          lambda p, g: self.model.user_item_embeddings(p, g, m))(params, graph)
+    m, graph, params, lib = self.opts.model, self.graph, self.params, self.lib
+    if hasattr(lib, "user_item_embeddings"):
+      user_emb, item_emb = jax.jit(lambda p, g: lib.user_item_embeddings(p, g, m))(params, graph)
       return jax.jit(lambda users: user_emb[users] @ item_emb.T)
-    score = jax.jit(lambda p, g, users: self.model.score_users(p, g, m, users))
+    score = jax.jit(lambda p, g, users: lib.score_users(p, g, m, users))
     return lambda users: score(params, graph, users)
 
   def evaluate(self, split: str = "test") -> dict[str, float]:
     """Metrics on test (train and validation excluded) or validation (train excluded)."""
-    s = self.split
-    truth, exclude = ((s.test, np.concatenate([s.train, s.valid])) if split == "test"
-                      else (s.valid, s.train))
-    ev = evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude,
-                            ks=tuple(self.config.eval.ks), batch_size=self.config.eval.batch_size)
-    return train.make_evaluate(self.config, self.graph)(self.params, ev)
+    return self.exp.evaluate_fn()(self.params, self.exp.evaluator(split))
 
   def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
     """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""
@@ -129,7 +149,7 @@ class Run:
   @functools.cached_property
   def attention(self) -> np.ndarray:
     """Attention weight of every edge in every layer [L, E] (deterministic pass)."""
-    _, pi = jax.jit(lambda p, g: self.model.propagate(p, g, self.config.model,
+    _, pi = jax.jit(lambda p, g: self.lib.propagate(p, g, self.opts.model,
                                                       return_attention=True))(self.params,
                                                                               self.graph)
     return np.asarray(pi)
@@ -172,7 +192,7 @@ class Run:
     u = self.user_index(user)
     items, scores = self.recommend(np.array([u]), k)
     lines = [f"top {k} for user {user} (checkpoint epoch {self.step}):"]
-    explain = hasattr(self.model, "propagate")   # attention paths: KGAT-family models
+    explain = hasattr(self.lib, "propagate")   # attention paths: KGAT-family models
     for rank, (i, s) in enumerate(zip(items[0], scores[0]), 1):
       lines.append(f"{rank:3d}. {self.item_name(int(i))}  score {s:.4f}")
       for w, steps in (self.paths(u, int(i), n_paths) if explain else []):

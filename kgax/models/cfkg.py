@@ -14,27 +14,35 @@ inverses) or "ckg" (every CKG edge, aux facts included).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from kgax.graph import Graph
 from kgax.models import mf
+from kgax.options import one_of, positive
 
 _glorot = jax.nn.initializers.glorot_uniform()
 KG_TRIPLES = ("kg", "ckg")
 
 
-def check_config(m: ml_collections.ConfigDict) -> None:
-  """Rejects a bad size or triple set with a one-line error naming the field."""
-  mf.check_config(m)
-  if m.get("kg_triples", "ckg") not in KG_TRIPLES:
-    raise ValueError(f"config.model.kg_triples={m.kg_triples!r}: expected one of {KG_TRIPLES}")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """CFKG (docs/model.md §3): TransE over users, items and entities."""
+  name: str = "cfkg"
+  embed_dim: int = 64
+  kg_triples: str = "kg"   # kg (KG relations and inverses) | ckg (every CKG edge)
+  use_kge = True           # TransE on KG triples in the KG phase of every epoch (not a field)
+  aux_edges = False
+
+  def __post_init__(self):
+    positive("model", self, "embed_dim")
+    one_of("model", self, "kg_triples", KG_TRIPLES)
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised node [n_nodes, d] and relation [n_relations, d] tables."""
-  check_config(m)
   kn, kr = jax.random.split(key)
   return {"node": _glorot(kn, (graph.n_nodes, m.embed_dim)),
           "relation": _glorot(kr, (graph.n_relations, m.embed_dim))}

@@ -11,31 +11,36 @@ tables have a row per CKG relation of which only the KG ones train.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from kgax.graph import Graph
 from kgax.models import kgat, mf
+from kgax.options import positive
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
 
-def check_config(m: ml_collections.ConfigDict) -> None:
-  """Rejects bad sizes and a KG sampler other than "kg", with a one-line error."""
-  for field in ("embed_dim", "relation_dim"):
-    if m[field] <= 0:
-      raise ValueError(f"config.model.{field}={m[field]}: expected a positive size")
-  if m.get("kg_triples") != "kg":
-    raise ValueError(f"config.model.kg_triples={m.get('kg_triples')!r}: CKE trains TransR on "
-                     "KG triples only; expected 'kg'")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """CKE's structural part (docs/model.md §3): BPR on e_u . (e_i + v_i), TransR on the KG."""
+  name: str = "cke"
+  embed_dim: int = 64
+  relation_dim: int = 64
+  use_kge = True        # TransR in the KG phase of every epoch (not fields)
+  kg_triples = "kg"     # KG relations and inverses only, negatives among entities
+  aux_edges = False
+
+  def __post_init__(self):
+    positive("model", self, "embed_dim", "relation_dim")
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised tables: user [n_users, d], item [n_items, d] (CF part), node
   [n_entities, d] (TransR entities: CKG node ids below n_entities), relation [n_relations, k],
   W_r [n_relations, d, k]."""
-  check_config(m)
   d, k = m.embed_dim, m.relation_dim
   keys = jax.random.split(key, 5)
   return {"user": _glorot(keys[0], (graph.n_users, d)),

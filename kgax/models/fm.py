@@ -17,15 +17,21 @@ in BPR and in ranking and are left out. y is the exact dot product [v_u, 1] . [s
 from __future__ import annotations
 
 import jax
+import dataclasses
+
 import jax.numpy as jnp
-import ml_collections
 
 from kgax import ops
 from kgax.graph import Graph
 from kgax.models import mf
 
 _glorot = jax.nn.initializers.glorot_uniform()
-check_config = mf.check_config   # the one field FM has: embed_dim
+
+
+@dataclasses.dataclass(frozen=True)
+class Options(mf.Options):
+  """FM over user id, item id and the item's KG neighbour entities (docs/model.md §3)."""
+  name: str = "fm"
 
 
 def relation_edges(graph: Graph, first: int, last: int) -> jax.Array:
@@ -37,10 +43,9 @@ def relation_edges(graph: Graph, first: int, last: int) -> jax.Array:
   return graph.relation_order[sum(sizes[:first]):sum(sizes[:last + 1])]
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised factors for users [n_users, d] and entities [n_entities, d]; zero
   linear weights for entities [n_entities]."""
-  check_config(m)
   ku, ke = jax.random.split(key)
   return {"user": _glorot(ku, (graph.n_users, m.embed_dim)),
           "entity": _glorot(ke, (graph.n_entities, m.embed_dim)),

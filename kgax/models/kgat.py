@@ -1,7 +1,8 @@
-"""KGAT-AX and KGAT as pure functions over a parameter pytree (SPEC section 2).
+"""KGAT-AX and KGAT as pure functions over a parameter pytree (docs/model.md §2).
 
-One code path serves every variant of SPEC 2.5: the switches live in `config.model`
-(attention, aggregator, fusion, aux_edges, use_kge, attend_users, attend_items).
+One code path serves every variant of docs/model.md §2.5; a variant is a set of `Options` values,
+and each choice (attention, aggregator, fusion) is one entry of a small table of functions:
+`ATTENTIONS`, `AGGREGATORS`, `FUSIONS`.
 
 Shapes: N nodes (graph.n_nodes), R relations, E edges, d = embed_dim, k = relation_dim,
 layer l maps d_l -> d_{l+1} with d_0 = d.
@@ -9,54 +10,162 @@ layer l maps d_l -> d_{l+1} with d_0 = d.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from kgax import ops
-from kgax.graph import Graph, find_edges
-
-ATTENTIONS = ("triple", "kgat", "mean")
-AGGREGATORS = ("bi", "gcn", "graphsage", "linear")
-FUSIONS = ("holographic", "hadamard", "concat", "none")
-COMBINES = ("concat", "mean")
-L2_TARGETS = ("output", "layer0")
-EDGE_NORMS = ("head", "symmetric")
+from kgax.graph import Graph
+from kgax.options import fraction, non_negative, one_of
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
 
-def check_config(m: ml_collections.ConfigDict) -> None:
-  """Rejects unknown switch values with a one-line error naming the field."""
-  for field, allowed in (("attention", ATTENTIONS), ("aggregator", AGGREGATORS),
-                         ("fusion", FUSIONS), ("combine", COMBINES), ("l2_on", L2_TARGETS),
-                         ("edge_norm", EDGE_NORMS)):
-    if m.get(field, allowed[0]) not in allowed:
-      raise ValueError(f"config.model.{field}={m[field]!r}: expected one of {allowed}")
-  if not m.layers or any(int(s) <= 0 for s in m.layers):
-    raise ValueError(f"config.model.layers={m.layers!r}: expected positive layer sizes")
-  if ((m.aggregator == "linear" or m.get("combine", "concat") == "mean")
-      and any(int(s) != m.embed_dim for s in m.layers)):
-    raise ValueError(f"config.model.layers={m.layers!r}: the linear aggregator and the mean "
-                     f"combination need every layer of size embed_dim={m.embed_dim}")
-  if m.get("zero_messages", False) and m.attention != "triple":
-    raise ValueError(f"config.model.zero_messages=True needs attention='triple' (W1 to zero), "
-                     f"not {m.attention!r}")
-  if m.get("attention_l2", 0.0) > 0 and m.attention != "triple":
-    raise ValueError(f"config.model.attention_l2={m.attention_l2} needs attention='triple' "
-                     f"(the weights it penalises), not {m.attention!r}")
-  for field in ("graph_l2", "fusion_l2", "attention_l2"):
-    if m.get(field, 0.0) < 0:
-      raise ValueError(f"config.model.{field}={m[field]}: expected >= 0")
-  for field in ("message_dropout", "node_dropout"):
-    if not 0.0 <= m.get(field, 0.0) < 1.0:
-      raise ValueError(f"config.model.{field}={m[field]}: expected [0, 1)")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """KGAT-AX and KGAT (docs/model.md §2); the defaults are KGAT-AX with the paper's layer."""
+  name: str = "kgat"
+  embed_dim: int = 64
+  relation_dim: int = 64
+  layers: tuple[int, ...] = (64, 32, 16)
+  attention: str = "triple"     # triple (KGAT-AX, eq. 4-6) | kgat (KGAT's) | mean (uniform)
+  aggregator: str = "bi"        # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
+  combine: str = "concat"       # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
+  normalize_layers: bool = True  # L2-normalise each layer's output (KGAT)
+  fusion: str = "holographic"   # holographic (eq. 7) | hadamard | concat | none
+  aux_edges: bool = True        # aux facts as CKG edges (owner -> aux node)
+  use_kge: bool = True          # TransR phase (eq. 1-2)
+  attend_users: bool = True     # False: uniform weights on users' edges (no_att_eu)
+  attend_items: bool = True     # False: uniform weights on items' edges (no_att_ei)
+  message_dropout: float = 0.1
+  node_dropout: float = 0.0     # each CKG edge dropped with this probability per training pass
+  leaky_slope: float = 0.2
+  fusion_l2: float = 0.0        # CF-phase penalty 0.5 * |W_f - W_identity|^2 times this
+  kg_triples = "ckg"            # TransR trains on every CKG edge (not a field)
+
+  def __post_init__(self):
+    for field, table in (("attention", ATTENTIONS), ("aggregator", AGGREGATORS),
+                         ("fusion", FUSIONS)):
+      one_of("model", self, field, tuple(table))
+    one_of("model", self, "combine", ("concat", "mean"))
+    if not self.layers or any(s <= 0 for s in self.layers) or self.embed_dim <= 0 \
+        or self.relation_dim <= 0:
+      raise ValueError(f"config.model.layers={self.layers!r} (embed_dim={self.embed_dim}, "
+                       f"relation_dim={self.relation_dim}): expected positive sizes")
+    if (self.aggregator == "linear" or self.combine == "mean") and \
+        any(s != self.embed_dim for s in self.layers):
+      raise ValueError(f"config.model.layers={self.layers!r}: the linear aggregator and the "
+                       f"mean combination need every layer of size embed_dim={self.embed_dim}")
+    non_negative("model", self, "fusion_l2", "leaky_slope")
+    fraction("model", self, "message_dropout", "node_dropout")
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+# Attention (docs/model.md §2.3): per layer, logits [E] and the aggregation of pi-weighted messages.
+
+def _triple_init(keys, d_in: int, k: int) -> dict:
+  """W1 = [A | B | C] acting on [e_h || e_r || e_t] and w2 (eq. 4-5)."""
+  return dict(A=_glorot(next(keys), (d_in, d_in)), B=_glorot(next(keys), (k, d_in)),
+              C=_glorot(next(keys), (d_in, d_in)), w2=_glorot(next(keys), (d_in, 1))[:, 0])
+
+
+def _triple_logits(layer, params, graph: Graph, x0, x, m):
+  """pi-logits LeakyReLU(w2 . m(h, r, t)) with m = A e_h + B e_r + C e_t (eq. 4-5): A e_h and
+  C e_t once per node, B e_r per relation, so no [E, 3d] tensor is formed."""
+  ah, ct, br = x @ layer["A"], x @ layer["C"], params["relation"] @ layer["B"]
+  w2 = layer["w2"]
+  logit = jax.nn.leaky_relu((ah @ w2)[graph.heads] + ops.take_few(br @ w2, graph.relations)
+                            + (ct @ w2)[graph.tails], m.leaky_slope)
+  return logit, (ah, ct, br)
+
+
+def _triple_aggregate(pi, parts, graph: Graph, x):
+  """e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t) (eq. 3)."""
+  ah, ct, br = parts
+  n, r_all = graph.n_nodes, graph.n_relations
+  mass = ops.segment_sum(pi, graph.heads, n, indices_are_sorted=True)
+  per_rel = ops.segment_sum(pi, graph.heads * r_all + graph.relations, n * r_all,
+                            indices_are_sorted=True).reshape(n, r_all)
+  return (ah * mass[:, None] + per_rel @ br
+          + ops.weighted_spmm(pi, ct, graph.heads, graph.tails, graph.tail_order))
+
+
+def _tail_sum(pi, parts, graph: Graph, x):
+  """e_agg(h) = sum_e pi_e e_t (KGAT's message)."""
+  return ops.weighted_spmm(pi, x, graph.heads, graph.tails, graph.tail_order)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attention:
+  init: Callable       # (keys, d_in, k) -> layer parameters
+  logits: Callable     # (layer, params, graph, x0, x, m) -> (logits [E], parts)
+  aggregate: Callable  # (pi [E], parts, graph, x) -> e_agg [N, d_in]
+
+
+ATTENTIONS = {
+    "triple": Attention(_triple_init, _triple_logits, _triple_aggregate),
+    "kgat": Attention(lambda keys, d_in, k: {},
+                      lambda layer, params, graph, x0, x, m: (kgat_logits(params, graph, x0), None),
+                      _tail_sum),
+    "mean": Attention(lambda keys, d_in, k: {},
+                      lambda layer, params, graph, x0, x, m: (jnp.zeros(graph.heads.shape,
+                                                                        x.dtype), None),
+                      _tail_sum),
+}
+
+
+# Aggregators (docs/model.md §2.4): e(l+1) from e(l) and e_agg.
+
+def _act(m, v):
+  return jax.nn.leaky_relu(v, m.leaky_slope)
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregator:
+  init: Callable   # (keys, d_in, d_out) -> layer parameters
+  apply: Callable  # (layer, m, x, agg) -> e(l+1)
+
+
+def _dense(keys, d_in, d_out, name="a"):
+  return {f"W{name}": _glorot(next(keys), (d_in, d_out)), f"b{name}": jnp.zeros(d_out)}
+
+
+AGGREGATORS = {
+    # Bi-Interaction: LeakyReLU(W1 (e_h + e_agg)) + LeakyReLU(W2 (e_h * e_agg))
+    "bi": Aggregator(lambda keys, d_in, d_out: {**_dense(keys, d_in, d_out, "a"),
+                                                **_dense(keys, d_in, d_out, "b")},
+                     lambda layer, m, x, agg: _act(m, (x + agg) @ layer["Wa"] + layer["ba"])
+                     + _act(m, (x * agg) @ layer["Wb"] + layer["bb"])),
+    "gcn": Aggregator(lambda keys, d_in, d_out: _dense(keys, d_in, d_out),
+                      lambda layer, m, x, agg: _act(m, (x + agg) @ layer["Wa"] + layer["ba"])),
+    "graphsage": Aggregator(lambda keys, d_in, d_out: _dense(keys, 2 * d_in, d_out),
+                            lambda layer, m, x, agg: _act(
+                                m, jnp.concatenate([x, agg], -1) @ layer["Wa"] + layer["ba"])),
+    # LightGCN's: the next layer is the attentive neighbour sum
+    "linear": Aggregator(lambda keys, d_in, d_out: {}, lambda layer, m, x, agg: agg),
+}
+
+
+# Fusions (docs/model.md §2.2): the change delta of an owner's row e from its aux summary s.
+
+@dataclasses.dataclass(frozen=True)
+class Fusion:
+  w_rows: int | None   # W_f has w_rows * d rows (None: no W_f)
+  delta: Callable      # (W_f, e [O, d], s [O, d]) -> [O, d]
+
+
+FUSIONS = {
+    "holographic": Fusion(1, lambda w, e, s: ops.circular_correlation(e, s) @ w),   # eq. 7
+    "hadamard": Fusion(1, lambda w, e, s: (e * s) @ w),
+    "concat": Fusion(2, lambda w, e, s: jnp.concatenate([e, s], -1) @ w - e),   # W [e || s]
+    "none": Fusion(None, None),
+}
+
+
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised parameters."""
-  check_config(m)
   d, k = m.embed_dim, m.relation_dim
   keys = iter(jax.random.split(key, 8 + 8 * len(m.layers)))
   params = {
@@ -64,75 +173,62 @@ def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
       "relation": _glorot(next(keys), (graph.n_relations, k)),
       "W_r": _glorot(next(keys), (graph.n_relations, d, k)),
   }
-  if m.fusion in ("holographic", "hadamard"):
-    params["W_f"] = _glorot(next(keys), (d, d))
-  elif m.fusion == "concat":
-    params["W_f"] = _glorot(next(keys), (2 * d, d))
-  if "W_f" in params and m.get("identity_init", False):   # fusion starts as e_v' = e_v
-    params["W_f"] = neutral_fusion(params["W_f"], m)
+  rows = FUSIONS[m.fusion].w_rows
+  if rows:
+    params["W_f"] = _glorot(next(keys), (rows * d, d))
   layers = []
   sizes = (d, *m.layers)
   for d_in, d_out in zip(sizes[:-1], sizes[1:]):
-    layer = {}
-    if m.attention == "triple":   # W1 = [A | B | C] acting on [e_h || e_r || e_t] (eq. 4)
-      layer.update(A=_glorot(next(keys), (d_in, d_in)), B=_glorot(next(keys), (k, d_in)),
-                   C=_glorot(next(keys), (d_in, d_in)),
-                   w2=_glorot(next(keys), (d_in, 1))[:, 0])
-      if m.get("identity_init", False) or m.get("zero_messages", False):
-        layer.update(neutral_attention(layer, m))
-    if m.aggregator == "bi":
-      layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out),
-                   Wb=_glorot(next(keys), (d_in, d_out)), bb=jnp.zeros(d_out))
-    elif m.aggregator == "gcn":
-      layer.update(Wa=_glorot(next(keys), (d_in, d_out)), ba=jnp.zeros(d_out))
-    elif m.aggregator == "graphsage":
-      layer.update(Wa=_glorot(next(keys), (2 * d_in, d_out)), ba=jnp.zeros(d_out))
-    if m.get("identity_aggregator", False) and "Wa" in layer:
-      # e(l+1) starts as LeakyReLU(e_h + e_agg), truncated to the layer size
-      layer["Wa"] = jnp.eye(*layer["Wa"].shape)
-      if "Wb" in layer:
-        layer["Wb"] = jnp.zeros_like(layer["Wb"])
-    layers.append(layer)
+    layers.append({**ATTENTIONS[m.attention].init(keys, d_in, k),
+                   **AGGREGATORS[m.aggregator].init(keys, d_in, d_out)})
   params["layers"] = layers
   return params
 
 
-def neutral_fusion(w_f: jax.Array, m) -> jax.Array:
+def neutral_fusion(w_f: jax.Array, m: Options) -> jax.Array:
   """W_f of the identity fusion e_v' = e_v: 0, or [I; 0] for the concat fusion."""
   d = w_f.shape[1]
   return jnp.eye(2 * d, d, dtype=w_f.dtype) if m.fusion == "concat" else jnp.zeros_like(w_f)
 
 
-def neutral_attention(layer: dict, m) -> dict:
-  """The triple attention's neutral start for `layer`: the mean aggregator (W1 = [0 | 0 | I],
-  w2 = 0: message e_t, uniform pi), or with m.zero_messages no message at all (W1 = 0, w2 = 0)."""
+def neutral_attention(layer: dict, kind: str) -> dict:
+  """The triple attention's neutral start for `layer`: "mean", the mean aggregator (W1 =
+  [0 | 0 | I], w2 = 0: message e_t, uniform pi), or "zero", no message at all (W1 = 0, w2 = 0)."""
   start = {name: jnp.zeros_like(layer[name]) for name in ("A", "B", "C", "w2")}
-  if not m.get("zero_messages", False):
+  if kind == "mean":
     start["C"] = jnp.eye(*layer["C"].shape, dtype=layer["C"].dtype)
   return start
 
 
-def fuse(params: dict, graph: Graph, m, x: jax.Array) -> jax.Array:
-  """Holographic fusion of aux facts into layer-0 embeddings (SPEC 2.2).
+def neutral_start(params: dict, m: Options, kind: str) -> dict:
+  """`params` with the modules KGAT-AX adds to a plain embedding model started neutral (for a
+  fine-tune from pretrained rows, config.start.neutral): the fusion as the identity and the
+  triple attention as `neutral_attention(kind)`. KGAT's attention has no weights to start."""
+  params = dict(params)
+  if "W_f" in params:
+    params["W_f"] = neutral_fusion(params["W_f"], m)
+  if m.attention == "triple":
+    params["layers"] = [dict(layer, **neutral_attention(layer, kind))
+                        for layer in params["layers"]]
+  return params
+
+
+def fuse(params: dict, graph: Graph, m: Options, x: jax.Array) -> jax.Array:
+  """Holographic fusion of aux facts into layer-0 embeddings (docs/model.md §2.2, eq. 7).
 
   s_v = sum_a w~_{v,a} x_a;  e_v' = e_v + W_f (e_v * s_v) for nodes with aux facts.
   Computed on the rows of the facts' owners only (graph.aux_owners), which are few next to all
   nodes (2,626 of 35,778 on ml-100k-kg with its aux facts); the other rows pass through.
   """
-  if m.fusion == "none" or graph.n_aux == 0:
+  fusion = FUSIONS[m.fusion]
+  if fusion.w_rows is None or graph.n_aux == 0:
     return x
   owners, index = graph.aux_owners, graph.aux_owner_index
   n = owners.shape[0]
   s = ops.segment_sum(graph.aux_weight[:, None] * x[graph.aux_node], index, n,
                       indices_are_sorted=True)
   has_aux = ops.segment_sum(graph.aux_weight, index, n, indices_are_sorted=True) > 0
-  e = x[owners]
-  if m.fusion == "holographic":
-    delta = ops.circular_correlation(e, s) @ params["W_f"]
-  elif m.fusion == "hadamard":
-    delta = (e * s) @ params["W_f"]
-  else:   # concat: W [e_v || s_v] replaces e_v
-    delta = jnp.concatenate([e, s], -1) @ params["W_f"] - e
+  delta = fusion.delta(params["W_f"], x[owners], s)
   return x.at[owners].add(jnp.where(has_aux[:, None], delta, 0.0), indices_are_sorted=True,
                           unique_indices=True)
 
@@ -164,7 +260,7 @@ def kgat_logits(params: dict, graph: Graph, x: jax.Array) -> jax.Array:
   return jnp.sum(x[graph.tails] * u[graph.head_pair_index], -1)
 
 
-def _uniform_mask(graph: Graph, m) -> jax.Array | None:
+def _uniform_mask(graph: Graph, m: Options) -> jax.Array | None:
   """Edges whose attention is replaced by uniform weights (no_Att_eu / no_Att_ei)."""
   mask = None
   if not m.attend_users:
@@ -175,159 +271,72 @@ def _uniform_mask(graph: Graph, m) -> jax.Array | None:
   return mask
 
 
-def symmetric_factor(graph: Graph, dtype=jnp.float32) -> jax.Array:
-  """sqrt(deg(h) / deg(t)) per edge [E], degrees counting the graph's real edges (node dropout
-  and dropped target edges do not change them).
-
-  Times a softmax over the head's edges, uniform weights 1 / deg(h) become LightGCN's
-  1 / sqrt(deg(h) deg(t)); learned weights are rescaled the same way. Every CKG edge has its
-  inverse, so a node's out-degree is also its in-degree.
-  """
-  deg = ops.segment_sum((graph.weights > 0).astype(dtype), graph.heads, graph.n_nodes,
-                        indices_are_sorted=True)
-  deg = jnp.maximum(deg, 1.0)
-  return jnp.sqrt(deg[graph.heads] / deg[graph.tails])
-
-
-def _aggregate(layer: dict, m, x: jax.Array, agg: jax.Array) -> jax.Array:
-  if m.aggregator == "linear":   # LightGCN's: the next layer is the attentive neighbour sum
-    return agg
-  act = lambda v: jax.nn.leaky_relu(v, m.leaky_slope)
-  if m.aggregator == "bi":
-    return act((x + agg) @ layer["Wa"] + layer["ba"]) + act((x * agg) @ layer["Wb"] + layer["bb"])
-  if m.aggregator == "gcn":
-    return act((x + agg) @ layer["Wa"] + layer["ba"])
-  return act(jnp.concatenate([x, agg], -1) @ layer["Wa"] + layer["ba"])
-
-
-def propagate(params: dict, graph: Graph, m, *, rng: jax.Array | None = None,
-              return_attention: bool = False, drop_edges: jax.Array | None = None):
+def propagate(params: dict, graph: Graph, m: Options, *, rng: jax.Array | None = None,
+              return_attention: bool = False):
   """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)] (KGAT's
-  concatenation; with m.combine == "mean", LightGCN's mean of the layers: [N, d]).
+  concatenation, eq. 11; with m.combine == "mean", LightGCN's mean of the layers: [N, d]).
 
   `rng` enables message dropout and node dropout (training); None is the deterministic
   evaluation pass. With `return_attention`, also returns the attention weights pi of every
-  layer: [L, E]. `drop_edges` [M]: edge indices whose messages are removed (weight 0 after the
-  softmax).
+  layer: [L, E].
 
   Node dropout is KGAT's: each edge of the attentive adjacency is dropped with probability
   m.node_dropout for the whole forward pass (all layers) and the kept ones are scaled by
   1 / (1 - p), after the softmax, so a node's expected message is unchanged.
   """
-  n, heads, tails = graph.n_nodes, graph.heads, graph.tails
-  weights = graph.weights if drop_edges is None else graph.weights.at[drop_edges].set(0.0)
-  node_dropout = m.get("node_dropout", 0.0)
-  if rng is not None and node_dropout > 0:
+  attention, aggregator = ATTENTIONS[m.attention], AGGREGATORS[m.aggregator]
+  weights = graph.weights
+  if rng is not None and m.node_dropout > 0:
     rng, edge_rng = jax.random.split(rng)
-    keep = jax.random.bernoulli(edge_rng, 1.0 - node_dropout, heads.shape)
-    weights = jnp.where(keep, weights / (1.0 - node_dropout), 0.0)
-  x = fuse(params, graph, m, params["node"])
-  outs = [x]
+    keep = jax.random.bernoulli(edge_rng, 1.0 - m.node_dropout, graph.heads.shape)
+    weights = jnp.where(keep, weights / (1.0 - m.node_dropout), 0.0)
+  x0 = x = fuse(params, graph, m, params["node"])
+  outs, pis = [x], []
   uniform = _uniform_mask(graph, m)
-  rescale = (symmetric_factor(graph, x.dtype) if m.get("edge_norm", "head") == "symmetric"
-             else None)
-  logits = kgat_logits(params, graph, x) if m.attention == "kgat" else None
-  pis = []
   for l, layer in enumerate(params["layers"]):
-    if m.attention == "triple":
-      # m(h,r,t) = A e_h + B e_r + C e_t (eq. 4): A e_h and C e_t once per node, B e_r per relation,
-      # so no [E, 3d] tensor is formed. The logit w2 . m splits the same way (eq. 5).
-      ah, ct, br = x @ layer["A"], x @ layer["C"], params["relation"] @ layer["B"]
-      w2 = layer["w2"]
-      logit = jax.nn.leaky_relu((ah @ w2)[heads] + ops.take_few(br @ w2, graph.relations)
-                                + (ct @ w2)[tails], m.leaky_slope)
-    elif m.attention == "kgat":
-      logit = logits
-    else:
-      logit = jnp.zeros(heads.shape, x.dtype)
+    logit, parts = attention.logits(layer, params, graph, x0, x, m)
     if uniform is not None:
       logit = jnp.where(uniform, 0.0, logit)
-    pi = ops.segment_softmax(logit, heads, n, indices_are_sorted=True) * weights  # eq. 6
-    if rescale is not None:
-      pi = pi * rescale
+    pi = ops.segment_softmax(logit, graph.heads, graph.n_nodes,
+                             indices_are_sorted=True) * weights   # eq. 6
     pis.append(pi)
-    if m.attention == "triple":
-      # e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t)  (eq. 3)
-      r_all = graph.n_relations
-      mass = ops.segment_sum(pi, heads, n, indices_are_sorted=True)
-      per_rel = ops.segment_sum(pi, heads * r_all + graph.relations, n * r_all,
-                                indices_are_sorted=True).reshape(n, r_all)
-      agg = (ah * mass[:, None] + per_rel @ br
-             + ops.weighted_spmm(pi, ct, heads, tails, graph.tail_order))
-    else:
-      agg = ops.weighted_spmm(pi, x, heads, tails, graph.tail_order)
-    x = _aggregate(layer, m, x, agg)
+    x = aggregator.apply(layer, m, x, attention.aggregate(pi, parts, graph, x))
     if rng is not None and m.message_dropout > 0:
       keep = jax.random.bernoulli(jax.random.fold_in(rng, l), 1.0 - m.message_dropout, x.shape)
       x = jnp.where(keep, x / (1.0 - m.message_dropout), 0.0)
-    outs.append(ops.l2_normalize(x) if m.get("normalize_layers", True) else x)
-  z = (jnp.concatenate(outs, -1) if m.get("combine", "concat") == "concat"
-       else sum(outs) / len(outs))
+    outs.append(ops.l2_normalize(x) if m.normalize_layers else x)
+  z = jnp.concatenate(outs, -1) if m.combine == "concat" else sum(outs) / len(outs)
   return (z, jnp.stack(pis)) if return_attention else z
 
 
-def user_item_embeddings(params, graph: Graph, m, *, rng=None, drop_edges=None
+def user_item_embeddings(params, graph: Graph, m: Options, *, rng=None
                          ) -> tuple[jax.Array, jax.Array]:
   """(users [n_users, D], items [n_items, D]) final representations; score = dot product."""
-  z = propagate(params, graph, m, rng=rng, drop_edges=drop_edges)
+  z = propagate(params, graph, m, rng=rng)
   return z[graph.user_start:graph.user_start + graph.n_users], z[:graph.n_items]
 
 
-def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float) -> jax.Array:
-  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch: of
-  its final representations (KGAT), or with m.l2_on="layer0" of its node-table rows (LightGCN).
-
-  With m.drop_target_edges the propagation runs without the batch's own interaction edges
-  (user -> item and item -> user), so that no score sees the edge it is trained to predict.
-  m.graph_l2 > 0 adds m.graph_l2 * 0.5 * the mean |row|^2 over the node table's rows that are
-  neither users nor items (KG entities and aux nodes), which no batch term reaches with
-  l2_on="layer0"; m.fusion_l2 > 0 adds m.fusion_l2 * 0.5 * |W_f - W_identity|^2, and
-  m.attention_l2 > 0 adds m.attention_l2 * 0.5 * the triple attention's squared distance from its
-  neutral start (`attention_sq_distance`).
-  """
-  drop = None
-  if m.get("drop_target_edges", False):
-    u_nodes, pos = graph.user_nodes(batch[:, 0]), batch[:, 1]
-    zeros = jnp.zeros_like(pos)
-    drop = jnp.concatenate([find_edges(graph, u_nodes, zeros, pos),
-                            find_edges(graph, pos, zeros + graph.n_fwd_relations, u_nodes)])
-  users, items = user_item_embeddings(params, graph, m, rng=rng, drop_edges=drop)
+def cf_loss(params, graph: Graph, m: Options, batch: jax.Array, rng: jax.Array,
+            l2: float) -> jax.Array:
+  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch's
+  final representations (eq. 10's lambda term); m.fusion_l2 > 0 adds
+  m.fusion_l2 * 0.5 * |W_f - W_identity|^2, which holds the fusion near e_v' = e_v."""
+  users, items = user_item_embeddings(params, graph, m, rng=rng)
   u, i, j = users[batch[:, 0]], items[batch[:, 1]], items[batch[:, 2]]
   diff = jnp.sum(u * i, -1) - jnp.sum(u * j, -1)
-  if m.get("l2_on", "output") == "layer0":   # LightGCN: the batch's own rows of the node table
-    node = params["node"]
-    u, i, j = node[graph.user_nodes(batch[:, 0])], node[batch[:, 1]], node[batch[:, 2]]
   reg = 0.5 * jnp.mean(jnp.sum(u * u, -1) + jnp.sum(i * i, -1) + jnp.sum(j * j, -1))
   loss = jnp.mean(jax.nn.softplus(-diff)) + l2 * reg
-  if m.get("graph_l2", 0.0) > 0:
-    loss = loss + m.graph_l2 * 0.5 * graph_row_sq_norm(params["node"], graph)
-  if m.get("fusion_l2", 0.0) > 0 and "W_f" in params:
+  if m.fusion_l2 > 0 and "W_f" in params:
     loss = loss + m.fusion_l2 * 0.5 * fusion_sq_distance(params["W_f"], m)
-  if m.get("attention_l2", 0.0) > 0:   # check_config: only with attention="triple"
-    loss = loss + m.attention_l2 * 0.5 * attention_sq_distance(params["layers"], m)
   return loss
 
 
-def fusion_sq_distance(w_f: jax.Array, m) -> jax.Array:
+def fusion_sq_distance(w_f: jax.Array, m: Options) -> jax.Array:
   """|W_f - W_identity|^2 (squared Frobenius norm): the fusion's distance from e_v' = e_v."""
   return jnp.sum((w_f - neutral_fusion(w_f, m)) ** 2)
 
 
-def attention_sq_distance(layers: list[dict], m) -> jax.Array:
-  """Sum over layers of |W1 - W1_start|^2 + |w2|^2: the triple attention's distance from its
-  `neutral_attention` start. The paper puts no penalty on W1, w2."""
-  return sum(jnp.sum((layer[name] - start) ** 2)
-             for layer in layers for name, start in neutral_attention(layer, m).items())
-
-
-def graph_row_sq_norm(node: jax.Array, graph: Graph) -> jax.Array:
-  """Mean |row|^2 over the KG-entity and aux rows of the node table (not users, items, sink)."""
-  blocks = (node[graph.n_items:graph.user_start], node[graph.aux_start:graph.sink])
-  n_rows = sum(b.shape[0] for b in blocks)
-  return sum(jnp.sum(b * b) for b in blocks) / max(n_rows, 1)
-
-
-def kg_loss(params, graph: Graph, m, batch: jax.Array, l2: float) -> jax.Array:
+def kg_loss(params, graph: Graph, m: Options, batch: jax.Array, l2: float) -> jax.Array:
   """TransR loss (eq. 1-2) on a batch [B, 4] of (h, r, t, t') node/relation ids."""
   h, r, t, tn = (batch[:, c] for c in range(4))
   e, w = params["node"], params["W_r"][r]

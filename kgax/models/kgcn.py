@@ -26,29 +26,38 @@ chunks of `score_chunk` (config); lower it or config.eval.batch_size when memory
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from kgax import ops
 from kgax.graph import Graph
 from kgax.models import mf
+from kgax.options import positive
 
 _glorot = jax.nn.initializers.glorot_uniform()
 EVAL_SEED = 0
 
 
-def check_config(m: ml_collections.ConfigDict) -> None:
-  """Rejects non-positive sizes with a one-line error naming the field."""
-  for field in ("embed_dim", "neighbor_sample_size", "n_iter", "score_chunk"):
-    if m[field] <= 0:
-      raise ValueError(f"config.model.{field}={m[field]}: expected a positive integer")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """KGCN (docs/model.md §3): sampled KG neighbourhoods, user-relation attention, sum aggregator."""
+  name: str = "kgcn"
+  embed_dim: int = 64
+  neighbor_sample_size: int = 8   # K neighbours per entity, redrawn every step
+  n_iter: int = 1                 # H hops
+  score_chunk: int = 64           # items per scoring chunk: memory ~ B x chunk x K^(H-1) x d
+  use_kge = False                 # (not fields)
+  aux_edges = False
+
+  def __post_init__(self):
+    positive("model", self, "embed_dim", "neighbor_sample_size", "n_iter", "score_chunk")
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised user [n_users, d], entity [n_entities, d] and relation [R, d] tables;
   per iteration an aggregator W [d, d], b [d]."""
-  check_config(m)
   if not sum(graph.relation_sizes[1:1 + graph.n_kg_relations]):
     raise ValueError("model kgcn: the dataset has no KG triples to aggregate over")
   d = m.embed_dim

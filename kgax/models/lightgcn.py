@@ -13,25 +13,30 @@ training step and for evaluation alike.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from kgax import ops
 from kgax.graph import Graph
 from kgax.models import mf
+from kgax.options import non_negative
 
 
-def check_config(m: ml_collections.ConfigDict) -> None:
-  """Rejects a non-positive embedding size or a negative number of layers (one-line error)."""
-  mf.check_config(m)
-  if m.n_layers < 0:
-    raise ValueError(f"config.model.n_layers={m.n_layers}: expected 0 or more layers")
+@dataclasses.dataclass(frozen=True)
+class Options(mf.Options):
+  """LightGCN (docs/model.md §3): linear propagation over the interact edges only."""
+  name: str = "lightgcn"
+  n_layers: int = 3     # K propagation layers; the score uses the mean of layers 0..K
+
+  def __post_init__(self):
+    super().__post_init__()
+    non_negative("model", self, "n_layers")
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised user [n_users, d] and item [n_items, d] tables (layer 0)."""
-  check_config(m)
   return mf.init(key, m, graph)
 
 

@@ -6,11 +6,13 @@ ranking loss every baseline trains with.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from kgax.graph import Graph
+from kgax.options import positive
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
@@ -24,15 +26,20 @@ def bpr_loss(pos: jax.Array, neg: jax.Array, l2: float, *vectors: jax.Array) -> 
   return jnp.mean(jax.nn.softplus(neg - pos)) + l2 * reg
 
 
-def check_config(m: ml_collections.ConfigDict) -> None:
-  """Rejects a non-positive embedding size with a one-line error."""
-  if m.embed_dim <= 0:
-    raise ValueError(f"config.model.embed_dim={m.embed_dim}: expected a positive size")
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """BPR-MF (docs/model.md §3): a user and an item table."""
+  name: str = "mf"
+  embed_dim: int = 64
+  use_kge = False     # no KG loss; the graph is not read (not fields)
+  aux_edges = False
+
+  def __post_init__(self):
+    positive("model", self, "embed_dim")
 
 
-def init(key: jax.Array, m: ml_collections.ConfigDict, graph: Graph) -> dict:
+def init(key: jax.Array, m: Options, graph: Graph) -> dict:
   """Xavier-initialised user [n_users, d] and item [n_items, d] tables."""
-  check_config(m)
   ku, ki = jax.random.split(key)
   return {"user": _glorot(ku, (graph.n_users, m.embed_dim)),
           "item": _glorot(ki, (graph.n_items, m.embed_dim))}

@@ -1,0 +1,114 @@
+"""`build(config)`: the parsed options, data, split, CKG and model of a run, shared by training,
+benchmarks and inference; `init_state` and the evaluation functions over them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from kgax import evaluate, options
+from kgax.data import load
+from kgax.data.types import Dataset, Split
+from kgax.graph import Graph, GraphOptions, build_graph
+
+
+# Optimizers -----------------------------------------------------------------------------------
+
+def learning_rate(o: options.OptimOptions, base: float, steps_per_epoch: int, epochs: int):
+  """A constant rate, or linear warm-up then cosine decay to final_lr_fraction * base over the
+  run's `epochs`."""
+  if o.lr_schedule == "constant":
+    return base
+  warmup = int(round(o.warmup_epochs * steps_per_epoch))
+  total = max(steps_per_epoch * epochs, warmup + 1)
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else base, peak_value=base, warmup_steps=warmup,
+      decay_steps=total, end_value=base * o.final_lr_fraction)
+
+
+def make_optimizers(opts: options.RunOptions, steps_per_epoch: tuple[int, int] = (1, 1)):
+  """Adam for the CF and the KG phase; `steps_per_epoch` (CF, KG) places the lr schedule."""
+  o, epochs = opts.optim, opts.train.epochs
+  return tuple(optax.adam(learning_rate(o, base, steps, epochs))
+               for base, steps in ((o.lr, steps_per_epoch[0]), (o.kg_lr, steps_per_epoch[1])))
+
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a checkpoint holds: parameters, the two Adam states, the epoch reached and the
+  early-stopping record (best validation metric, its epoch, validations since it improved)."""
+  params: dict
+  opt_cf: object
+  opt_kg: object
+  epoch: jax.Array
+  best: jax.Array
+  best_epoch: jax.Array
+  bad_evals: jax.Array
+
+
+@dataclasses.dataclass
+class Experiment:
+  """A run's inputs: `opts` (the parsed config), the dataset, its split, the CKG and the model
+  module (`lib`, a set of pure functions over a parameter pytree)."""
+  config: ml_collections.ConfigDict
+  opts: options.RunOptions
+  ds: Dataset
+  split: Split
+  graph: Graph
+
+  @property
+  def lib(self):
+    return self.opts.model_lib
+
+  def init_params(self) -> dict:
+    params = self.lib.init(jax.random.key(self.opts.seed), self.opts.model, self.graph)
+    if self.opts.start.neutral:
+      params = self.lib.neutral_start(params, self.opts.model, self.opts.start.neutral)
+    return params
+
+  def init_state(self, tx_cf, tx_kg, params: dict | None = None) -> TrainState:
+    params = self.init_params() if params is None else params
+    return TrainState(params=params, opt_cf=tx_cf.init(params), opt_kg=tx_kg.init(params),
+                      epoch=jnp.zeros((), jnp.int32), best=jnp.full((), -jnp.inf, jnp.float32),
+                      best_epoch=jnp.full((), -1, jnp.int32), bad_evals=jnp.zeros((), jnp.int32))
+
+  def evaluator(self, split: str, metrics=evaluate.METRICS) -> evaluate.Evaluator:
+    """Full ranking on "valid" (train excluded) or "test" (train and validation excluded)."""
+    s, e = self.split, self.opts.eval
+    truth, exclude = ((s.valid, s.train) if split == "valid"
+                      else (s.test, np.concatenate([s.train, s.valid])))
+    return evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude, ks=e.ks,
+                              batch_size=e.batch_size, metrics=metrics)
+
+  def evaluate_fn(self, items: np.ndarray | None = None):
+    """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.
+    With `items` (ids [C]) only those are ranked: the evaluator's item k is items[k]."""
+    return make_evaluate(self.lib, self.opts.model, self.graph, items)
+
+
+def make_evaluate(lib, m, graph: Graph, items: np.ndarray | None = None):
+  keep = slice(None) if items is None else jnp.asarray(items)
+  if hasattr(lib, "user_item_embeddings"):
+    def embed(p, g):
+      users, item_emb = lib.user_item_embeddings(p, g, m)
+      return users, item_emb[keep]
+    embed = jax.jit(embed)
+    return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph))
+  score = jax.jit(lambda p, g, users: lib.score_users(p, g, m, users)[:, keep])
+  return lambda params, ev: ev(lambda users: score(params, graph, users))
+
+
+def build(config: ml_collections.ConfigDict | dict, opts: options.RunOptions | None = None
+          ) -> Experiment:
+  """Parses `config` (one-line ConfigError on a bad value), loads the data and builds the CKG."""
+  opts = opts or options.parse(config)
+  ds, split = load.load_split(opts.data)
+  graph = build_graph(ds, split.train, GraphOptions(aux_edges=opts.model.aux_edges))
+  return Experiment(config, opts, ds, split, graph)

@@ -1,0 +1,69 @@
+"""Starting from a trained workdir (KGAT's protocol): pretrained user and item rows, and the
+rows the pretrained run had no vector for filled from their neighbours."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from kgax import inference
+from kgax.graph import Graph, real_edges
+from kgax.options import StartOptions
+
+
+class PretrainedError(RuntimeError):
+  """The pretrained workdir cannot start this run; the message names it."""
+
+
+def spread_embeddings(node: np.ndarray, known: np.ndarray, graph: Graph, rounds: int
+                      ) -> np.ndarray:
+  """Fills rows of `node` [N, d] that `known` [N] marks as unset, `rounds` times: each unset node
+  with a set neighbour in the CKG gets the mean of its set neighbours' rows (and becomes set).
+  Nodes still unset keep their row."""
+  node, known = np.array(node), np.array(known, bool)
+  heads, _, tails = real_edges(graph)
+  for _ in range(rounds):
+    use = known[tails] & ~known[heads]
+    count = np.bincount(heads[use], minlength=len(node))
+    total = np.zeros_like(node)
+    np.add.at(total, heads[use], node[tails[use]])
+    fill = count > 0
+    if not fill.any():
+      break
+    node[fill] = total[fill] / count[fill, None]
+    known |= fill
+  return node
+
+
+def with_pretrained(params: dict, start: StartOptions, seed: int, graph: Graph) -> dict:
+  """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
+
+  `start.pretrained` is a finished run on the same dataset and split of any model with user and item
+  embeddings (BPR-MF, or LightGCN, whose propagated output rows are used); its best checkpoint
+  is used.
+  With `start.spread` > 0 the other nodes (KG entities, aux nodes, and items without a training pair,
+  which MF never trained) start as the mean of their pretrained neighbours, spread that many
+  hops (`spread_embeddings`), instead of at random. The pretrained rows are multiplied by
+  `start.scale`:
+  MF's ranking does not change, but the L2-normalised layer outputs, whose share of the score is
+  fixed in size, weigh 1 / scale^2 as much against it at the start of the fine-tune.
+  """
+  workdir = start.pretrained.replace("{seed}", str(seed))
+  scale, spread = start.scale, start.spread
+  try:
+    run = inference.Run.open(workdir, "best")
+  except (OSError, ValueError, RuntimeError) as e:
+    raise PretrainedError(f"config.start.pretrained={workdir}: {e}") from None
+  users, items = run.lib.user_item_embeddings(run.params, run.graph, run.opts.model)
+  node = params["node"]
+  if (users.shape[0], items.shape[0]) != (graph.n_users, graph.n_items) or \
+      users.shape[1] != node.shape[1]:
+    raise PretrainedError(f"config.start.pretrained={workdir}: embeddings {users.shape}/"
+                        f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} items, "
+                        f"dimension {node.shape[1]}")
+  node = (node.at[:graph.n_items].set(scale * items)
+          .at[graph.user_start:graph.aux_start].set(scale * users))
+  if spread:   # pretrained rows: users, and items with a training pair
+    known = graph.pretrained_rows()
+    node = jnp.asarray(spread_embeddings(np.asarray(node), known, graph, spread), node.dtype)
+  return dict(params, node=node)
