@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from kgax.data import fetch, io, kgat, movielens, recbole, split, synthetic
+from kgax.data import controls, fetch, io, kgat, movielens, recbole, split, synthetic
 from kgax.data.types import DataError, Dataset, Split
 
 
@@ -124,17 +124,21 @@ def with_train_aux(ds: Dataset, s: Split) -> Dataset:
 
 
 def load_split(data_config) -> tuple[Dataset, Split]:
-  """The dataset named by `data_config.name` and its deterministic split.
+  """The dataset named by `data_config.name`, its controls applied, and its deterministic split.
 
-  `data_config` has every field of the data options (read as attributes). With `cold_items` > 0,
-  that fraction of the items (seeded by `split_seed`) only appears in test: they keep their KG
-  edges and the aux facts not derived from interactions, but no interaction of theirs is trained
-  on. Last, aux facts derived from interactions keep only the applications of training pairs
-  (`with_train_aux`), so no validation or test pair is reachable through a fact made from it.
+  `data_config` has every field of the data options (read as attributes). Its `kg` ("full",
+  "none", "shuffled", seeded by `control_seed`) and `aux` (False: no aux facts) are the controls
+  of `controls.apply`. With `cold_items` > 0, that fraction of the
+  items (seeded by `split_seed`) only appears in test: they keep their KG edges and the aux facts
+  not derived from interactions, but no interaction of theirs is trained on. Last, aux facts
+  derived from interactions keep only the applications of training pairs (`with_train_aux`), so
+  no validation or test pair is reachable through a fact made from it.
   """
   ds = load_dataset(data_config.name, min_rating=data_config.min_rating)
   if data_config.aux_from:
     ds = with_aux_from(ds, data_config.aux_from)
+  ds = controls.apply(ds, kg=data_config.kg, aux=data_config.aux,
+                      seed=int(data_config.control_seed))
   s = split.split_dataset(ds, seed=data_config.split_seed, test_fraction=data_config.test_fraction,
                           valid_fraction=data_config.valid_fraction)
   if data_config.cold_items:
