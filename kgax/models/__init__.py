@@ -14,7 +14,7 @@ and, when it trains a KG loss (config.model.use_kge),
 
 import importlib
 
-NAMES = ("kgat", "mf", "fm", "cke", "cfkg", "kgcn", "lightgcn")
+NAMES = ("kgat", "mf", "fm", "cke", "cfkg", "kgcn", "lightgcn", "kgin")
 
 
 def get(name: str):
