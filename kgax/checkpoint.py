@@ -1,72 +1,262 @@
-"""Orbax checkpoints of the training state: the latest N and the best by validation metric."""
+"""Orbax checkpoints of the training state: the latest N and the best by validation metric.
+
+Layout under the checkpoint directory: latest/<step> (the newest `keep` steps) and best/<step>
+(the step with the best metric). Orbax writes a step into <step>.orbax-checkpoint-tmp and
+renames it when complete, so a step directory is complete or absent; a leftover tmp directory
+(a kill mid-write) is not a step, is replaced by the next save of that step, and is removed when
+a writable `Checkpoints` opens.
+
+Invariant, true at every instant, wherever the process is killed: for the newest usable
+latest/L, best/ holds the step that L's state records as `best_epoch` (unless it is -1), or a
+step after L. It holds because
+  * `save` writes best/ before latest/, and best/ drops a step only once a better one is
+    complete;
+  * a step is written once: saving a step that exists (or, in best/, one before a step that
+    exists) is a no-op.
+A best/ step after L is left by a run killed between its best and latest saves: resuming from L
+recomputes the same epochs (training is deterministic given the state), reaches that step again
+as an improvement, and its best save is then a no-op.
+
+Damage (a cut or garbled file) is found on restore: Orbax fails, or the arrays do not match the
+checksum saved in the step's metadata. `restore_latest` (resume) falls back to the newest usable
+latest step that satisfies the invariant and, when writable, deletes the newer unusable steps,
+which the run rewrites. `restore` (evaluate) raises `CheckpointError` naming the damaged step.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import pathlib
+import sys
+import zlib
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from kgax import faults
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint is missing, damaged or asked for by a bad name (one-line message)."""
+
+
+class _Unusable(Exception):
+  """A step that cannot be restored; the message says why."""
 
 
 def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+def _host(leaf) -> np.ndarray | None:
+  if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+    if not leaf.sharding.is_fully_replicated:
+      return None
+    leaf = leaf.addressable_data(0)
+  return np.asarray(leaf)
+
+
+def _digest(tree) -> str | None:
+  """CRC32 of every leaf's dtype, shape and bytes; None when a leaf is not readable here."""
+  crc = 0
+  for leaf in jax.tree.leaves(tree):
+    a = _host(leaf)
+    if a is None:
+      return None
+    crc = zlib.crc32(f"{a.dtype}{a.shape};".encode(), crc)
+    crc = zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8), crc)
+  return f"crc32:{crc:08x}"
+
+
+def _reason(e: BaseException) -> str:
+  """The first line of the innermost cause of `e`, shortened."""
+  while True:
+    inner = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+    if inner is None:
+      break
+    e = inner
+  lines = str(e).strip().splitlines()
+  text = f"{type(e).__name__}: {lines[0] if lines else ''}"
+  return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _kill_point_path(name: str, root: pathlib.Path):
+  """Orbax's local tmp-dir class with `faults.point(name)` after a step under `root` is written
+  and before its tmp dir is renamed (item dirs inside the step are renamed first)."""
+  class KillPointPath(ocp.path.atomicity.AtomicRenameTemporaryPath):
+    async def finalize(self, *args, **kwargs):
+      if pathlib.Path(self.get_final()).parent == root:
+        faults.point(name)
+      return await super().finalize(*args, **kwargs)
+  return KillPointPath
+
+
+def _manager(path: pathlib.Path, name: str, **options) -> ocp.CheckpointManager:
+  if faults.armed():   # tests only: Orbax's default tmp-dir class otherwise
+    options["temporary_path_class"] = _kill_point_path(f"before_{name}_rename", path)
+  try:
+    return ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(**options))
+  except Exception as e:
+    raise CheckpointError(f"cannot list the checkpoints in {path} ({_reason(e)}): delete the "
+                          "damaged step directory in it, or start a new workdir") from None
+
+
 class Checkpoints:
-  """Two Orbax CheckpointManagers under `directory`: latest/ (keep N) and best/ (keep 1)."""
+  """Two Orbax CheckpointManagers under `directory`: latest/ (keep N) and best/ (keep 1).
+
+  read_only: never creates, writes or deletes anything (for evaluation)."""
 
   def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, metric: str = "metric",
                read_only: bool = False):
     directory = pathlib.Path(directory).absolute()
-    self.metric = metric
+    self.directory, self.metric, self.read_only = directory, metric, read_only
     if read_only:   # Orbax warns about every option a read-only manager overrides
       logging.getLogger("absl").setLevel(logging.ERROR)
-    opts = dict(enable_async_checkpointing=False, read_only=read_only)
-    self.latest = ocp.CheckpointManager(
-        directory / "latest", options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts))
-    self.best = ocp.CheckpointManager(
-        directory / "best", options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, best_fn=lambda m: m[metric], best_mode="max",
-            keep_checkpoints_without_metrics=False, **opts))
+    opts = dict(enable_async_checkpointing=False, read_only=read_only,
+                cleanup_tmp_directories=not read_only)
+    self.latest = _manager(directory / "latest", "latest", max_to_keep=keep, **opts)
+    self.best = _manager(directory / "best", "best", max_to_keep=1,
+                         best_fn=lambda m: m[metric], best_mode="max",
+                         keep_checkpoints_without_metrics=False, **opts)
+
+  # Writing.
 
   def save(self, step: int, state, best_value: float | None = None) -> None:
-    """Saves `state` as latest; also as best when `best_value` (an improvement) is given."""
-    if step not in self.latest.all_steps():
-      self.latest.save(step, args=ocp.args.StandardSave(state))
+    """Saves `state` as best (when `best_value`, an improvement, is given), then as latest.
+
+    A step that exists already is left as it is (see the module docstring)."""
+    if self.read_only:
+      raise CheckpointError(f"{self.directory}: opened read-only, cannot save step {step}")
+    meta = {"digest": _digest(state)}
     if best_value is not None:
-      self.best.save(step, args=ocp.args.StandardSave(state),
-                     metrics={self.metric: float(best_value)})
-
-  def _restore(self, manager, step, target):
-    if step is None:
-      return None
-    return manager.restore(step, args=ocp.args.StandardRestore(_abstract(target)))
-
-  def restore_latest(self, target):
-    return self._restore(self.latest, self.latest.latest_step(), target)
-
-  def restore_best(self, target):
-    return self._restore(self.best, self.best.best_step(), target)
-
-  def restore(self, which: str | int, target):
-    """which: "best", "latest" or a step number (searched in latest/ then best/)."""
-    if which == "best":
-      state = self.restore_best(target)
-    elif which == "latest":
-      state = self.restore_latest(target)
-    else:
-      step = int(which)
-      manager = self.latest if step in self.latest.all_steps() else self.best
-      if step not in manager.all_steps():
-        raise FileNotFoundError(
-            f"no checkpoint at step {step}; available: latest {list(self.latest.all_steps())}, "
-            f"best {list(self.best.all_steps())}")
-      state = self._restore(manager, step, target)
-    if state is None:
-      raise FileNotFoundError(f"no {which} checkpoint found")
-    return state
+      faults.point("before_best_save")
+      if not any(s >= step for s in self.best.all_steps()):
+        self.best.save(step, args=ocp.args.StandardSave(state), custom_metadata=meta,
+                       metrics={self.metric: float(best_value)})
+      faults.point("after_best_save")
+    if not any(s >= step for s in self.latest.all_steps()):
+      self.latest.save(step, args=ocp.args.StandardSave(state), custom_metadata=meta)
+    faults.point("after_latest_save")
 
   def wait(self) -> None:
     self.latest.wait_until_finished()
     self.best.wait_until_finished()
+
+  # Reading.
+
+  def _path(self, manager, step: int) -> pathlib.Path:
+    return pathlib.Path(manager.directory) / str(step)
+
+  def _read(self, manager, step: int, target):
+    """The state at `step`, checked against its checksum; raises _Unusable."""
+    hook, reason = sys.unraisablehook, None
+    sys.unraisablehook = lambda _: None   # Orbax's abandoned reads report when collected
+    try:
+      try:
+        state = manager.restore(step, args=ocp.args.StandardRestore(_abstract(target)))
+      except Exception as e:   # noqa: BLE001 - any failure to read makes the step unusable
+        reason = _reason(e)
+      if reason is not None:
+        gc.collect()
+    finally:
+      sys.unraisablehook = hook
+    if reason is not None:
+      raise _Unusable(reason)
+    try:
+      want = (manager.metadata(step).custom_metadata or {}).get("digest")
+    except Exception:   # noqa: BLE001 - unreadable metadata: the restore itself succeeded
+      want = None
+    if want is not None and _digest(state) != want:
+      raise _Unusable("its arrays do not match the checksum saved with them")
+    return state
+
+  def _consistent(self, step: int, state) -> str | None:
+    """Why latest `step` breaks the invariant of the module docstring, or None."""
+    if not isinstance(state, dict) or "best_epoch" not in state:
+      return None
+    best_epoch, best = int(state["best_epoch"]), self.best.all_steps()
+    if best_epoch < 0 or best_epoch in best or any(s > step for s in best):
+      return None
+    return f"it records best epoch {best_epoch}, but best/ holds {list(best) or 'nothing'}"
+
+  def _available(self, exclude=frozenset()) -> str:
+    parts = []
+    for name, manager in (("latest", self.latest), ("best", self.best)):
+      steps = [s for s in manager.all_steps() if self._path(manager, s) not in exclude]
+      if steps:
+        parts.append(f"{name} {', '.join(map(str, steps))}")
+    return "; ".join(parts) or "none"
+
+  def restore_latest(self, target):
+    """The newest usable latest state (None when latest/ is empty), for resuming.
+
+    Falls back past damaged steps (one printed line) and, when writable, deletes them; raises
+    CheckpointError when no step is usable."""
+    steps = sorted(self.latest.all_steps(), reverse=True)
+    if not steps:
+      return None
+    bad = []
+    for step in steps:
+      try:
+        state = self._read(self.latest, step, target)
+      except _Unusable as e:
+        bad.append((step, str(e)))
+        continue
+      why = self._consistent(step, state)
+      if why is not None:
+        bad.append((step, why))
+        continue
+      if bad:
+        names = ", ".join(f"latest/{s} ({why})" for s, why in bad)
+        print(f"{self.directory}: skipping unusable {names}; resuming from latest/{step}")
+        if not self.read_only:
+          for s, _ in bad:
+            self.latest.delete(s)
+      return state
+    names = "; ".join(f"{self._path(self.latest, s)} ({why})" for s, why in bad)
+    raise CheckpointError(
+        f"no usable checkpoint to resume from: {names}. Delete these step directories to train "
+        "this workdir from the start, or start a new workdir")
+
+  def restore_best(self, target):
+    """The best state (None when best/ is empty); raises CheckpointError when it is damaged."""
+    step = self.best.best_step()
+    return None if step is None else self._restore_step([self.best], step, target)
+
+  def _restore_step(self, managers, step: int, target):
+    """The state at `step` from the first of `managers` whose copy is usable."""
+    bad = []
+    for manager in managers:
+      try:
+        return self._read(manager, step, target)
+      except _Unusable as e:
+        bad.append((self._path(manager, step), str(e)))
+    names = ", ".join(f"{path} ({why})" for path, why in bad)
+    raise CheckpointError(
+        f"damaged checkpoint {names}; use --step with another checkpoint (available: "
+        f"{self._available(exclude={path for path, _ in bad})})")
+
+  def restore(self, which: str | int, target):
+    """which: "best", "latest" or a step number (searched in latest/ then best/).
+
+    Raises FileNotFoundError when there is no such checkpoint, CheckpointError when `which` is
+    none of these or the checkpoint is damaged."""
+    if which in ("best", "latest"):
+      manager = self.best if which == "best" else self.latest
+      step = manager.best_step() if which == "best" else manager.latest_step()
+      if step is None:
+        raise FileNotFoundError(f"no {which} checkpoint in {self.directory}")
+      return self._restore_step([manager], step, target)
+    try:
+      step = int(which)
+    except (TypeError, ValueError):
+      raise CheckpointError(
+          f"checkpoint {which!r}: expected 'best', 'latest' or a step number (available: "
+          f"{self._available()})") from None
+    managers = [m for m in (self.latest, self.best) if step in m.all_steps()]
+    if not managers:
+      raise FileNotFoundError(
+          f"no checkpoint at step {step} in {self.directory}; available: {self._available()}")
+    return self._restore_step(managers, step, target)   # the same step in both is the same state
