@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from kgax import config as config_lib
-from kgax import inference, train
+from kgax import experiment, inference, pipeline, pretrained, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,8 @@ def test_evaluate_on_an_item_subset_renumbers_the_items(trained):
   full = evaluate.Evaluator(run.ds.n_users, n, s.test, excl, ks=(5,), metrics=("recall", "ndcg"))
   perm = evaluate.Evaluator(run.ds.n_users, n, relabel(s.test), relabel(excl), ks=(5,),
                             metrics=("recall", "ndcg"))
-  want = train.make_evaluate(run.config, run.graph)(run.params, full)
-  got = train.make_evaluate(run.config, run.graph, order)(run.params, perm)
+  want = run.exp.evaluate_fn()(run.params, full)
+  got = run.exp.evaluate_fn(order)(run.params, perm)
   for key in want:
     assert got[key] == pytest.approx(want[key], abs=1e-6)
 
@@ -76,9 +76,9 @@ def test_evaluate_on_an_item_subset_renumbers_the_items(trained):
   truth = np.stack([s.test[keep, 0], s.test[keep, 1] // 2], 1)
   sub = evaluate.Evaluator(run.ds.n_users, len(subset), truth, np.zeros((0, 2), int), ks=(5,),
                            metrics=("recall",))
-  got = train.make_evaluate(run.config, run.graph, subset)(run.params, sub)
-  users, items = (np.asarray(a) for a in run.model.user_item_embeddings(
-      run.params, run.graph, run.config.model))
+  got = run.exp.evaluate_fn(subset)(run.params, sub)
+  users, items = (np.asarray(a) for a in run.lib.user_item_embeddings(
+      run.params, run.graph, run.opts.model))
   scores = users @ items[subset].T
   recalls = []
   for u in np.unique(truth[:, 0]):
@@ -187,8 +187,8 @@ def test_nan_loss_stops_with_message(tmp_path):
 
 @pytest.mark.parametrize("variant", ["kgat", "no_kge", "no_att_eu"])
 def test_variants_train(variant, tmp_path):
-  cfg = config_lib.load_file(f"{REPO / 'configs' / 'test.py'}:dataset=synthetic-tiny,"
-                             f"variant={variant}")
+  cfg = _test_config()
+  config_lib.sibling(str(REPO / "configs" / "kgat_ax.py"), "kgat_ax.py").variant(cfg, variant)
   cfg.train.epochs = 2
   results = train.train_and_evaluate(cfg, tmp_path)
   assert results["config"] == variant and 0 <= results["test"]["recall@20"] <= 1
@@ -203,19 +203,21 @@ def test_four_devices_match_one(tmp_path):
 import json, sys
 sys.path.insert(0, {str(REPO)!r})
 import jax, numpy as np
-from kgax import config as config_lib, sampling, sharding, train
+from kgax import config as config_lib, experiment, sampling, sharding, train
 cfg = config_lib.load_file({str(REPO / 'configs' / 'test.py')!r})
-ds, split, graph = train.setup(cfg)
+exp = experiment.build(cfg)
+ds, split, graph = exp.ds, exp.split, exp.graph
 out = {{}}
 for n in (1, 4):
   mesh = sharding.make_mesh(n)
   g = jax.device_put(graph, sharding.replicated(mesh))
-  cf, kg = train.make_step_fns(cfg, mesh)
-  state = jax.device_put(train.init_state(cfg, g), sharding.replicated(mesh))
+  cf, kg = train.make_step_fns(exp.opts, mesh)
+  state = jax.device_put(exp.init_state(*experiment.make_optimizers(exp.opts)),
+                         sharding.replicated(mesh))
   known = sampling.PairSet(split.train[:, 0], split.train[:, 1], ds.n_items)
   batches = sampling.cf_epoch(np.random.default_rng(0), split.train, ds.n_items, 128, known)[:4]
   zeros = np.zeros((*batches.shape[:2], 4), np.int32)
-  params, opt, losses = cf(state["params"], state["opt_cf"], g, batches, zeros, jax.random.key(0))
+  params, opt, losses = cf(state.params, state.opt_cf, g, batches, zeros, jax.random.key(0))
   out[n] = [np.asarray(losses).tolist(), float(np.abs(np.asarray(params["node"])).sum())]
 print(json.dumps(out))
 """
@@ -229,49 +231,54 @@ print(json.dumps(out))
   np.testing.assert_allclose(out["1"][1], out["4"][1], rtol=1e-4)
 
 
+def _start(cfg, workdir, **start):
+  """(params from `workdir`'s pretrained rows, the experiment) for config `cfg`."""
+  exp = experiment.build(cfg)
+  opts = experiment.options.parse(cfg)
+  fields = dict(pretrained=str(workdir), scale=1.0, spread=0, neutral="")
+  fields.update(start)
+  return pretrained.with_pretrained(exp.init_params(), experiment.options.StartOptions(**fields),
+                                    0, exp.graph), exp
+
+
 def test_pretrained_mf_initialises_users_and_items(tmp_path):
-  mf = config_lib.load_file(f"{REPO / 'configs' / 'mf.py'}:dataset=synthetic-tiny")
-  mf.model.embed_dim = 16
-  mf.train.epochs, mf.train.eval_every, mf.train.batch_size = 2, 1, 128
+  mf = config_lib.load_file(f"{REPO / 'configs' / 'test.py'}:model=mf")
+  mf.train.epochs, mf.train.eval_every = 2, 1
   train.train_and_evaluate(mf, tmp_path / "mf")
-  cfg = _test_config(**{"model.pretrained": tmp_path / "mf"})
-  ds, split, graph = train.setup(cfg)
-  params = train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"),
-                                 graph)
+  cfg = _test_config(**{"start.pretrained": tmp_path / "mf"})
+  params, exp = _start(cfg, tmp_path / "mf")
+  graph = exp.graph
   run = inference.Run.open(tmp_path / "mf")
   node = np.asarray(params["node"])
   np.testing.assert_array_equal(node[:graph.n_items], np.asarray(run.params["item"]))
   np.testing.assert_array_equal(node[graph.user_start:graph.aux_start],
                                 np.asarray(run.params["user"]))
-  scaled = train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"),
-                                  graph, scale=2.5)
-  scaled = np.asarray(scaled["node"])
+  scaled = np.asarray(_start(cfg, tmp_path / "mf", scale=2.5)[0]["node"])
   np.testing.assert_allclose(scaled[:graph.n_items], 2.5 * node[:graph.n_items], rtol=1e-6)
   np.testing.assert_allclose(scaled[graph.user_start:graph.aux_start],
                              2.5 * node[graph.user_start:graph.aux_start], rtol=1e-6)
   np.testing.assert_array_equal(scaled[graph.n_items:graph.user_start],
                                 node[graph.n_items:graph.user_start])
-  with pytest.raises(train.TrainingError, match="config.model.pretrained_scale=0"):
-    train.with_pretrained(train.init_state(cfg, graph)["params"], str(tmp_path / "mf"), graph,
-                          scale=0)
+  with pytest.raises(ValueError, match="config.start.scale=0"):
+    _start(cfg, tmp_path / "mf", scale=0.0)
   results = train.train_and_evaluate(cfg, tmp_path / "kgat_ax")
   assert np.isfinite(results["test"]["recall@20"])
   small = _test_config(**{"model.embed_dim": 8, "model.relation_dim": 8})
-  with pytest.raises(train.TrainingError, match="do not fit"):
-    train.with_pretrained(train.init_state(small, graph)["params"], str(tmp_path / "mf"), graph)
+  with pytest.raises(pretrained.PretrainedError, match="do not fit"):
+    _start(small, tmp_path / "mf")
+  with pytest.raises(pretrained.PretrainedError, match="config.start.pretrained="):
+    _start(cfg, tmp_path / "missing")
 
-  # pretrained_spread: the other nodes, and items without a training pair (here 10% cold
-  # items), start from their pretrained neighbours (loop reference).
+  # start.spread: the other nodes, and items without a training pair (here 10% cold items),
+  # start from their pretrained neighbours (loop reference).
   mf.data.cold_items = 0.1
   mf.train.train_item_negatives = True
   train.train_and_evaluate(mf, tmp_path / "mf_cold")
   cfg = _test_config(**{"data.cold_items": 0.1})
-  ds, split, graph = train.setup(cfg)
-  node = np.asarray(train.with_pretrained(train.init_state(cfg, graph)["params"],
-                                          str(tmp_path / "mf_cold"), graph)["node"])
-  spread = train.with_pretrained(train.init_state(cfg, graph)["params"],
-                                 str(tmp_path / "mf_cold"), graph, 2)
-  spread = np.asarray(spread["node"])
+  params, exp = _start(cfg, tmp_path / "mf_cold")
+  graph, split = exp.graph, exp.split
+  node = np.asarray(params["node"])
+  spread = np.asarray(_start(cfg, tmp_path / "mf_cold", spread=2)[0]["node"])
   heads, tails = (np.asarray(a)[:graph.n_real_edges] for a in (graph.heads, graph.tails))
   known = np.zeros(len(node), bool)
   known[graph.user_start:graph.aux_start] = True
@@ -304,13 +311,14 @@ def test_joint_schedule_trains_one_optimizer(tmp_path):
   bad = _test_config(**{"optim.schedule": "sometimes"})
   with pytest.raises(ValueError, match="config.optim.schedule='sometimes'"):
     train.train_and_evaluate(bad, tmp_path / "bad")
+  assert not (tmp_path / "bad").exists()   # refused before anything is written
 
 
 @pytest.mark.parametrize("n,size,calls,length", [(18, 16, 2, 9), (70, 16, 5, 14), (16, 16, 1, 16),
                                                  (3, 16, 1, 3), (33, 16, 3, 11), (34, 16, 3, 12)])
 def test_chunks_pad_little_and_cover_every_step(n, size, calls, length):
   batches = np.arange(n)[:, None, None] * np.ones((1, 2, 3), int)
-  chunks = train._chunks(batches, size)
+  chunks = pipeline.chunks(batches, size)
   assert chunks.shape == (calls, length, 2, 3)
   steps = chunks[:, :, 0, 0].ravel()
   assert set(steps.tolist()) == set(range(n))          # every step runs
@@ -325,7 +333,7 @@ def test_prefetch_returns_the_epochs_in_order_and_stops_at_the_last():
     calls.append((epoch, threading.get_ident() == main))
     return np.full(3, epoch)
 
-  prefetch = train.Prefetch(sample, 2, 5)
+  prefetch = pipeline.Prefetch(sample, 2, 5)
   got = [int(prefetch(e)[0]) for e in (2, 3, 4)]
   assert int(prefetch(7)[0]) == 7          # not the prefetched epoch: drawn here, not lost
   prefetch.close()
@@ -346,7 +354,7 @@ def test_prefetch_close_does_not_wait_for_an_unused_epoch():
       finished.set()
     return epoch
 
-  prefetch = train.Prefetch(sample, 0, 5)
+  prefetch = pipeline.Prefetch(sample, 0, 5)
   assert prefetch(0) == 0
   assert started.wait(10)      # epoch 1 is being drawn when the run stops
   prefetch.close()
@@ -358,14 +366,16 @@ def test_prefetch_close_does_not_wait_for_an_unused_epoch():
 def test_cosine_schedule_warms_up_and_decays():
   cfg = _test_config(**{"optim.lr_schedule": "cosine", "optim.warmup_epochs": 1,
                         "optim.final_lr_fraction": 0.1, "train.epochs": 4})
-  lr = train.learning_rate(cfg.optim, 1e-2, 10, cfg.train.epochs)
+  opts = experiment.options.parse(cfg)
+  lr = experiment.learning_rate(opts.optim, 1e-2, 10, cfg.train.epochs)
   assert float(lr(0)) == 0.0 and float(lr(10)) == pytest.approx(1e-2)
   assert float(lr(40)) == pytest.approx(1e-3)
   assert 1e-3 < float(lr(25)) < 1e-2
-  assert train.learning_rate(_test_config().optim, 1e-2, 10, 4) == 1e-2
+  constant = experiment.options.parse(_test_config()).optim
+  assert experiment.learning_rate(constant, 1e-2, 10, 4) == 1e-2
   bad = _test_config(**{"optim.lr_schedule": "step"})
   with pytest.raises(ValueError, match="config.optim.lr_schedule='step'"):
-    train.make_optimizers(bad)
+    experiment.options.parse(bad)
 
 
 def test_cosine_schedule_reaches_the_training_loop(tmp_path):
@@ -381,47 +391,32 @@ def test_cosine_schedule_reaches_the_training_loop(tmp_path):
   assert cosine != constant
 
 
-def test_freeze_keeps_named_parameters_for_the_given_epochs():
-  """optim.freeze: "node" stays fixed for freeze_epochs epochs (2 steps each), then trains; the
-  other parameters train from the first step; 0 epochs freezes for the whole run."""
-  params = {"node": np.ones(3, np.float32), "W_r": np.ones(2, np.float32)}
-  grads = {"node": np.ones(3, np.float32), "W_r": np.ones(2, np.float32)}
-
-  def run(freeze_epochs, steps=6):
-    cfg = _test_config(**{"optim.freeze": "node", "optim.freeze_epochs": str(freeze_epochs)})
-    tx, _ = train.make_optimizers(cfg, (2, 2))
-    p, state, history = params, tx.init(params), []
-    for _ in range(steps):
-      updates, state = tx.update(grads, state, p)
-      p = optax.apply_updates(p, updates)
-      history.append({k: float(v[0]) for k, v in p.items()})
-    return history
-
-  delayed = run(1.5)   # 3 steps
-  assert [h["node"] for h in delayed[:3]] == [1.0] * 3
-  assert delayed[3]["node"] < 1.0 and delayed[0]["W_r"] < 1.0
-  assert all(h["node"] == 1.0 for h in run(0)) and run(0)[-1]["W_r"] < 1.0
+def test_workdir_of_an_older_version_is_refused_with_one_line(tmp_path):
+  """A config.json with a field this version retired (or lacks one it needs) is refused with
+  one line naming the field; nothing in the workdir changes."""
+  cfg = _test_config(**{"train.epochs": 2})
+  train.train_and_evaluate(cfg, tmp_path / "w")
+  path = tmp_path / "w" / "config.json"
+  stored = json.loads(path.read_text())
+  stored["model"]["identity_init"] = True
+  path.write_text(json.dumps(stored))
+  before = sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "w").rglob("*"))
+  with pytest.raises(train.TrainingError, match=r"another kgax version .*identity_init"):
+    train.train_and_evaluate(cfg, tmp_path / "w")
+  assert sorted((p, p.stat().st_mtime_ns) for p in (tmp_path / "w").rglob("*")) == before
 
 
-def test_freeze_rejects_unknown_parameter_names():
-  cfg = _test_config(**{"optim.freeze": "embeddings"})
-  ds, split, graph = train.setup(cfg)
-  with pytest.raises(ValueError,
-                     match=r"config.optim.freeze: no parameters named \['embeddings'\]"):
-    train.init_state(cfg, graph)
-
-
-def test_workdir_config_accepts_fields_added_later_at_neutral_values():
-  stored = {"optim": {"lr": 0.001}, "seed": 0}
-  same = train._same_config
-  assert same(stored, {"optim": {"lr": 0.001, "freeze": [], "freeze_epochs": 0.0}, "seed": 0})
-  assert not same(stored, {"optim": {"lr": 0.001, "freeze": ["node"]}, "seed": 0})
-  assert not same(stored, {"optim": {"lr": 0.01}, "seed": 0})
-  assert not same(stored, {"optim": {"lr": 0.001}})   # a stored field is gone
-  # Fields whose old behaviour is a non-neutral value are listed with it.
-  assert same(stored, {"optim": {"lr": 0.001}, "model": {"pretrained_scale": 1.0}, "seed": 0})
-  assert not same(stored, {"optim": {"lr": 0.001}, "model": {"pretrained_scale": 2.0}, "seed": 0})
-  assert not same(stored, {"optim": {"lr": 0.001, "pretrained_scale": 1.0}, "seed": 0})
+def test_config_difference_compares_parsed_options():
+  """Values equal after parsing (1 and 1.0, a list and a tuple) are the same run; neutral fields
+  (eval.batch_size) may differ; any other field may not."""
+  base = experiment.options.parse(_test_config()).to_dict()
+  same = json.loads(json.dumps(base))
+  same["optim"]["lr"] = 0.001 if base["optim"]["lr"] == 1e-3 else base["optim"]["lr"]
+  same["eval"]["batch_size"] = 7
+  assert train.config_difference(same, base) is None
+  other = json.loads(json.dumps(base))
+  other["optim"]["l2"] = 0.5
+  assert "optim.l2: stored 0.5" in train.config_difference(other, base)
 
 
 def test_log_test_writes_ranking_rows_for_curves(tmp_path):
@@ -438,11 +433,10 @@ def test_log_test_writes_ranking_rows_for_curves(tmp_path):
 
 def test_eval_start_logs_epoch_0_and_can_select_it(tmp_path):
   """train.eval_start: the initial parameters are evaluated (epoch 0) and are a selection
-  candidate; with every parameter frozen no later epoch improves on them, so the run keeps them
-  and reports their metrics."""
-  frozen = '("node", "relation", "W_r", "W_f", "layers")'
+  candidate; at a negligible learning rate no later epoch improves on them, so the run keeps
+  them and reports their metrics."""
   cfg = _test_config(**{"train.eval_start": "true", "train.log_test": "true",
-                        "optim.freeze": frozen})
+                        "optim.lr": 1e-20, "optim.kg_lr": 1e-20})
   results = train.train_and_evaluate(cfg, tmp_path / "run")
   log = (tmp_path / "run" / "metrics.jsonl").read_text()
   rows = [json.loads(line) for line in log.splitlines()]
