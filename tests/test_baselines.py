@@ -1,5 +1,7 @@
-"""Baselines (SPEC 3): score functions and losses against brute-force numpy, then training."""
+"""Baselines (docs/model.md §3): score functions and losses against brute-force numpy, Options
+checks, then training."""
 
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -8,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from kgax import config as config_lib
-from kgax import models, train
+from kgax import models, options, sampling, train
 from kgax.data import AuxFacts, Dataset
 from kgax.data import load
 from kgax.graph import GraphOptions, build_graph
@@ -49,14 +51,13 @@ def _dataset():
 
 
 def _setup(name, key=0, **model):
-  """(dataset, graph, model config, float64 params with random biases where the model has any)."""
+  """(dataset, graph, model Options, float64 params with random biases where the model has
+  any)."""
   ds = _dataset()
   g = build_graph(ds, ds.interactions, GraphOptions(aux_edges=True, pad_to=16))
-  c = _config(name)
-  c.model.embed_dim = 4
-  c.model.update(model)
   lib = models.get(name)
-  params = jax.tree.map(lambda a: a.astype(jnp.float64), lib.init(jax.random.key(key), c.model, g))
+  m = lib.Options(**{"embed_dim": 4, **model})
+  params = jax.tree.map(lambda a: a.astype(jnp.float64), lib.init(jax.random.key(key), m, g))
   if name == "fm":
     params["entity_bias"] = jax.random.normal(jax.random.key(key + 1), params["entity_bias"].shape,
                                               jnp.float64)
@@ -64,7 +65,7 @@ def _setup(name, key=0, **model):
     params["layers"] = [dict(l, b=jax.random.normal(jax.random.key(key + 2 + n), l["b"].shape,
                                                     jnp.float64))
                         for n, l in enumerate(params["layers"])]
-  return ds, g, c.model, params
+  return ds, g, m, params
 
 
 def _scores(lib, params, g, m):
@@ -231,14 +232,45 @@ def test_kgcn_score_matches_recursive_reference(n_iter):
                              rtol=1e-10)
 
 
-@pytest.mark.parametrize("name,field,value", [
-    ("mf", "embed_dim", 0), ("cke", "kg_triples", "ckg"), ("cfkg", "kg_triples", "all"),
-    ("kgcn", "neighbor_sample_size", 0), ("lightgcn", "n_layers", -1)])
-def test_bad_field_is_named(name, field, value):
-  c = _config(name)
+@pytest.mark.parametrize("name,field,value,match", [
+    ("mf", "embed_dim", 0, "config.model.embed_dim=0: expected a positive number"),
+    ("fm", "embed_dim", -4, "config.model.embed_dim=-4: expected a positive number"),
+    ("cke", "embed_dim", 0, "config.model.embed_dim=0: expected a positive number"),
+    ("cke", "relation_dim", 0, "config.model.relation_dim=0: expected a positive number"),
+    ("cfkg", "kg_triples", "all", "config.model.kg_triples='all': expected one of"),
+    ("kgcn", "neighbor_sample_size", 0, "config.model.neighbor_sample_size=0: expected"),
+    ("kgcn", "n_iter", 0, "config.model.n_iter=0: expected"),
+    ("kgcn", "score_chunk", -1, "config.model.score_chunk=-1: expected"),
+    ("lightgcn", "n_layers", -1, "config.model.n_layers=-1: expected a number >= 0"),
+    ("lightgcn", "embed_dim", 0, "config.model.embed_dim=0: expected a positive number")])
+def test_bad_option_is_named(name, field, value, match):
+  with pytest.raises(ValueError, match=match):
+    models.get(name).Options(**{field: value})
+  c = _config(name)   # the same message through options.parse of the model's config file
   c.model[field] = value
-  with pytest.raises(ValueError, match=f"config.model.{field}="):
-    models.get(name).check_config(c.model)
+  with pytest.raises(options.ConfigError, match=match):
+    options.parse(c)
+
+
+@pytest.mark.parametrize("name,field", [("cke", "kg_triples"), ("mf", "use_kge"),
+                                        ("lightgcn", "aux_edges"), ("kgcn", "use_kge")])
+def test_fixed_properties_are_not_fields(name, field):
+  """What a baseline trains on is fixed by its module (class attributes, not config fields)."""
+  lib = models.get(name)
+  assert field not in {f.name for f in dataclasses.fields(lib.Options)}
+  assert hasattr(lib.Options(), field)
+  c = _config(name)
+  c.model[field] = getattr(lib.Options, field)
+  with pytest.raises(options.ConfigError, match=f"^config.model.{field}: no such field"):
+    options.parse(c)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_file_parses_to_the_model_options(name):
+  opts = options.parse(_config(name))
+  assert isinstance(opts.model, models.get(name).Options)
+  assert opts.model.name == opts.name == name
+  assert opts.data.name == "synthetic-tiny"
 
 
 @pytest.mark.usefixtures("x64")
@@ -271,12 +303,12 @@ def _random_recall(ds, split, k):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_trains_beyond_random(name, tmp_path, monkeypatch):
-  seen, kg_epoch = [], train.sampling.kg_epoch
+  seen, kg_epoch = [], sampling.kg_epoch
 
   def spy(rng, heads, rels, tails, n_neg, *args):   # records what the KG phase draws from
     seen.append((rels, n_neg))
     return kg_epoch(rng, heads, rels, tails, n_neg, *args)
-  monkeypatch.setattr(train.sampling, "kg_epoch", spy)
+  monkeypatch.setattr(sampling, "kg_epoch", spy)
   c = _config(name)
   c.model.embed_dim = 16
   if name == "cke":
@@ -290,7 +322,7 @@ def test_trains_beyond_random(name, tmp_path, monkeypatch):
   assert results["test"]["auc"] > 0.6
   assert results["test"]["recall@20"] > 2 * _random_recall(ds, split, 20)
   # CKE and CFKG train on KG triples only ("kg"): KG relations and inverses, entity negatives.
-  assert len(seen) == (c.train.epochs if c.model.use_kge else 0)
+  assert len(seen) == (c.train.epochs if models.get(name).Options.use_kge else 0)
   for rels, n_neg in seen:
     base = rels % (1 + ds.n_relations + ds.aux.n_attrs)
     assert n_neg == ds.n_entities and np.all((base >= 1) & (base <= ds.n_relations))
