@@ -200,7 +200,7 @@ def test_pip_failure_is_one_line(tmp_path, monkeypatch):
 def test_plain_files_with_zipped_alternative(tmp_path, monkeypatch):
   src = tmp_path / "kgat"
   src.mkdir()
-  (src / "train.txt").write_text("0 0 1\n1 1\n")
+  (src / "train.txt").write_text("0 0 1\n1 1 2\n")
   (src / "test.txt").write_text("0 2\n1 0\n")
   _zip(src / "kg_final.txt.zip", {"kg_final.txt": "0 0 3\n2 1 4\n"})
   files = ("train.txt", "test.txt", ("kg_final.txt.zip", "kg_final.txt"))

@@ -48,12 +48,14 @@ KGAT = dict(train_txt="0 1 2 2\n1\n2 0 1\n", test_txt="0 1 3\n2 1 1\n",
 def test_kgat_records(tmp_path):
   ds = read_kgat(write(tmp_path / "k", **KGAT))
   np.testing.assert_array_equal(ds.interactions, [[0, 1], [0, 2], [2, 0], [2, 1]])
-  np.testing.assert_array_equal(ds.test, [[0, 1], [0, 3], [2, 1]])
+  np.testing.assert_array_equal(ds.test, [[0, 1], [2, 1]])   # item 3 is not in train.txt
   np.testing.assert_array_equal(ds.kg, [[0, 0, 4], [3, 1, 5]])
-  assert (ds.name, ds.n_users, ds.n_items, ds.n_entities) == ("k", 3, 4, 6)
+  assert (ds.name, ds.n_users, ds.n_items, ds.n_entities) == ("k", 3, 3, 6)   # 3: an entity
   assert ds.relation_names == ("0", "1") and ds.presplit
   assert ds.notes == ("train.txt: 4 (user, item) pairs, dropped 1 duplicates",
-                      "test.txt: 3 (user, item) pairs, dropped 1 duplicates",
+                      "test.txt: dropped 1 pairs whose user or item is beyond those of train.txt "
+                      "(users < 3, items < 3)",
+                      "test.txt: 2 (user, item) pairs, dropped 1 duplicates",
                       "2 test pairs also in train (kept in test)",
                       "kg_final.txt: 2 triples, dropped 1 duplicates")
 

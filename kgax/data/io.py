@@ -21,8 +21,13 @@ from kgax.data.types import AuxFacts, DataError
 # Column kinds for `read_table`: "id" non-negative int64, "int" int64, "float" float64,
 # "str" non-empty text, "str?" text that may be empty ("" when absent).
 _DTYPES = {"id": "int64", "int": "int64", "float": "float64", "str": str, "str?": str}
-_INT = re.compile(r"^-?\d+$")
+_INT = re.compile(r"^-?[0-9]+$")   # ASCII digits only
 _MAX_DIGITS = 18   # every id with at most 18 digits fits int64
+# Ids used as array indices (KGAT's files) size the tables they index. An id is refused when it
+# is above MAX_ID (the CKG's node ids are int32) or when the table it implies, max id + 1 rows,
+# exceeds ID_SLACK_FACTOR * (distinct ids in the file) + ID_SLACK rows.
+MAX_ID = 2**31 - 2
+ID_SLACK_FACTOR, ID_SLACK = 16, 1_000_000
 
 
 def fail(path, line, problem: str) -> DataError:
@@ -95,6 +100,7 @@ def _read(path, sep, first, kw) -> pd.DataFrame | None:
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("error", pd.errors.ParserWarning)
+      warnings.simplefilter("ignore", RuntimeWarning)   # inf or nan cast to an int column
       return pd.read_csv(_source(path, sep), **kw)
   except pd.errors.ParserWarning:
     raise fail(path, first, f"expected {len(kw['names'])} columns, found more") from None
@@ -151,14 +157,32 @@ def _diagnose(path, sep, columns, kw, first) -> int:
   return len(df)
 
 
+def check_size(path, ids: np.ndarray, lines: np.ndarray, what: str) -> int:
+  """max(ids) + 1, the table size that the non-negative `ids` [N] (on 1-based `lines` [N]) imply;
+  DataError for the first id above MAX_ID or beyond the sane bound of `ID_SLACK_FACTOR`."""
+  if not len(ids):
+    return 0
+  top = int(ids.max())
+  raise_first(path, lines, ids > MAX_ID, lambda i: f"{what} id {ids[i]} above {MAX_ID}")
+  if top + 1 > ID_SLACK:
+    bound = ID_SLACK_FACTOR * len(np.unique(ids)) + ID_SLACK
+    raise_first(path, lines, ids >= bound, lambda i: (
+        f"{what} id {ids[i]} too large for {(bound - ID_SLACK) // ID_SLACK_FACTOR} distinct "
+        f"{what} ids (ids must stay below {ID_SLACK_FACTOR} * distinct + {ID_SLACK} = {bound})"))
+  return top + 1
+
+
 def read_int_lines(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Parses a file of whitespace-separated non-negative integers, lines of any length.
+  """Parses a file of whitespace-separated non-negative integers, lines of any length; lines end
+  in LF, CRLF or CR.
 
   Returns (values int64 [T], lines int64 [L], offsets int64 [L + 1]): the values of the L non-blank
   lines, their 1-based line numbers, and where each line's values start in `values`.
   """
   path = require(path)
   data = path.read_bytes()
+  if b"\r" in data:
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
   buf = np.frombuffer(data, np.uint8)
   newlines = np.flatnonzero(buf == ord("\n"))
   line_of = lambda pos: np.searchsorted(newlines, pos) + 1
@@ -166,8 +190,8 @@ def read_int_lines(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   bad = ~(digit | np.isin(buf, np.frombuffer(b" \t\r\n", np.uint8)))
   if bad.any():
     k = int(np.argmax(bad))
-    text = data.decode("latin-1")
-    token = re.search(r"\S*$", text[:k])[0] + re.match(r"\S*", text[k:])[0]
+    token = (re.search(rb"\S*$", data[:k])[0] + re.match(rb"\S*", data[k:])[0]).decode(
+        "utf-8", errors="replace")
     what = "negative id" if _INT.match(token) else "non-integer id"
     raise fail(path, int(line_of(k)), f"{what} {token!r}")
   starts = np.flatnonzero(digit & ~np.r_[False, digit[:-1]])
@@ -189,11 +213,14 @@ def read_lines(path, n_fields: int, *, encoding: str = "utf-8") -> tuple[pd.Data
   1-based line numbers [L]); trailing blank lines ignored."""
   path = require(path)
   try:
-    lines = pd.Series(path.read_text(encoding=encoding).splitlines(), dtype=object)
+    text = path.read_text(encoding=encoding).replace("\r\n", "\n").replace("\r", "\n")
+    lines = pd.Series(text.split("\n"), dtype=object)
   except UnicodeDecodeError as e:
     raise fail(path, None, f"not {encoding} text ({e.reason})") from None
   filled = (lines.str.strip() != "").to_numpy()
-  n = len(filled) - int(np.argmax(filled[::-1])) if filled.any() else 0
+  if not filled.any():
+    raise fail(path, None, "empty file (no data rows)")
+  n = len(filled) - int(np.argmax(filled[::-1]))
   lines = lines.iloc[:n]
   fields = lines.str.rsplit(" ", n=n_fields - 1, expand=True)
   if fields.shape[1] < n_fields:
@@ -207,7 +234,7 @@ def read_lines(path, n_fields: int, *, encoding: str = "utf-8") -> tuple[pd.Data
 def parse_ids(path, text: pd.Series, lines: np.ndarray, what: str) -> np.ndarray:
   """Text ids [N] to int64, raising DataError for the first non-integer or negative one."""
   text = text.str.strip()
-  ok = text.str.fullmatch(r"\d{1,18}").to_numpy()
+  ok = text.str.fullmatch(r"[0-9]{1,18}").to_numpy()
   raise_first(path, lines, ~ok, lambda i: (
       f"negative {what} {text.iloc[i]}" if _INT.match(text.iloc[i]) else
       f"non-integer {what} {text.iloc[i]!r}"))
@@ -241,7 +268,7 @@ def natural_codes(tokens: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
   Returns (codes int64 [N], uniques object [U])."""
   uniques = pd.unique(tokens.to_numpy(dtype=object))
-  numeric = pd.Series(uniques, dtype=object).str.fullmatch(r"\d{1,18}").all()
+  numeric = pd.Series(uniques, dtype=object).str.fullmatch(r"[0-9]{1,18}").all()
   order = np.argsort(uniques.astype(np.int64) if numeric else uniques.astype(str), kind="stable")
   uniques = uniques[order]
   return pd.Index(uniques).get_indexer(tokens.to_numpy(dtype=object)).astype(np.int64), uniques

@@ -28,6 +28,12 @@ def read_kgat(path, name: str | None = None) -> Dataset:
   (user, item) pairs within a file are dropped and counted in `notes`; a test pair also in train
   stays in test. With id lists present, ids beyond a list are errors and the lists give the
   original ids and relation names.
+
+  Ids and sizes: the training file (with the id lists, when larger) fixes n_users and n_items
+  (max id + 1); a test pair whose user or item is beyond them is dropped and counted in `notes`,
+  never a growth of the catalogue, so a KG entity never becomes an item through test.txt. An id
+  that implies an absurd table (`io.check_size`) is an error naming its file and line. Lines may
+  end in LF, CRLF or CR.
   """
   path = pathlib.Path(path)
   lists = {k: _read_list(path / f"{k}_list.txt", n) for k, n in _LISTS.items()
@@ -43,11 +49,16 @@ def read_kgat(path, name: str | None = None) -> Dataset:
   else:
     raise io.fail(train_file, None, "missing required file")
   parts = [_read_cf(f, sizes) for f in files]
-  n_users = max([int(h.max()) + 1 for _, h in parts] + [sizes.get("user", 0)])
-  n_items = max([int(p[:, 1].max()) + 1 for p, _ in parts if len(p)] + [sizes.get("item", 0)])
+  pairs, heads, pair_lines, head_lines = parts[0]
+  n_users = max(io.check_size(files[0], heads, head_lines, "user"), sizes.get("user", 0))
+  n_items = max(io.check_size(files[0], pairs[:, 1], pair_lines, "item"), sizes.get("item", 0))
   sets = []
-  for f, (pairs, _) in zip(files, parts):
-    pairs, dropped = io.dedup_pairs(pairs[:, 0], pairs[:, 1], n_items)
+  for f, (pairs, *_) in zip(files, parts):
+    known = (pairs[:, 0] < n_users) & (pairs[:, 1] < n_items)
+    if not known.all():
+      notes.append(f"{f.name}: dropped {int((~known).sum())} pairs whose user or item is beyond "
+                   f"those of {files[0].name} (users < {n_users}, items < {n_items})")
+    pairs, dropped = io.dedup_pairs(pairs[known, 0], pairs[known, 1], max(n_items, 1))
     sets.append(pairs)
     notes.append(f"{f.name}: {len(pairs)} (user, item) pairs, dropped {dropped} duplicates")
   if len(sets) == 2:
@@ -68,20 +79,21 @@ def read_kgat(path, name: str | None = None) -> Dataset:
       item_ids=lists.get("item"), entity_ids=lists.get("entity"), notes=tuple(notes)).validate()
 
 
-def _read_cf(file: pathlib.Path, sizes: dict) -> tuple[np.ndarray, np.ndarray]:
-  """(pairs int64 [N, 2], the user of each non-blank line [L]) of a train.txt / test.txt."""
+def _read_cf(file: pathlib.Path, sizes: dict) -> tuple[np.ndarray, ...]:
+  """(pairs int64 [N, 2], the user of each non-blank line [L], the line of each pair [N], the
+  line numbers [L]) of a train.txt / test.txt."""
   values, lines, offsets = io.read_int_lines(file)
   heads = values[offsets[:-1]]
   counts = np.diff(offsets) - 1
   is_item = np.ones(len(values), bool)
   is_item[offsets[:-1]] = False
+  pair_lines = np.repeat(lines, counts)
   pairs = np.stack([np.repeat(heads, counts), values[is_item]], axis=1)
-  for col, key, ids, where in ((0, "user", heads, lines), (1, "item", pairs[:, 1],
-                                                           np.repeat(lines, counts))):
+  for key, ids, where in (("user", heads, lines), ("item", pairs[:, 1], pair_lines)):
     if key in sizes:
       io.raise_first(file, where, ids >= sizes[key], lambda i: (
           f"{key} id {ids[i]} out of range [0, {sizes[key]}) of {key}_list.txt"))
-  return pairs, heads
+  return pairs, heads, pair_lines, lines
 
 
 def _read_kg(file: pathlib.Path, sizes: dict, relations) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -97,11 +109,13 @@ def _read_kg(file: pathlib.Path, sizes: dict, relations) -> tuple[np.ndarray, tu
     io.raise_first(file, lines, kg[:, 1] >= len(names), lambda i: (
         f"unknown relation {kg[i, 1]} (relation_list.txt has {len(names)})"))
   else:
-    names = tuple(str(r) for r in range(int(kg[:, 1].max()) + 1))
+    names = tuple(str(r) for r in range(io.check_size(file, kg[:, 1], lines, "relation")))
   if "entity" in sizes:
     n = sizes["entity"]
     io.raise_first(file, lines, kg[:, [0, 2]].max(axis=1) >= n, lambda i: (
         f"entity id {kg[i, [0, 2]].max()} out of range [0, {n}) of entity_list.txt"))
+  else:
+    io.check_size(file, kg[:, [0, 2]].ravel(), np.repeat(lines, 2), "entity")
   return kg, names
 
 

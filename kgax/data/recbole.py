@@ -28,6 +28,9 @@ def read_recbole(path, name: str | None = None) -> Dataset:
 
   With <name>.train.inter present, the benchmark files are read as interactions / valid / test
   (.test.inter required, .valid.inter optional); otherwise <name>.inter holds all interactions.
+  The users and items are those of the training file: a validation or test pair with a user or
+  item token not in it is dropped and counted in `notes` (a linked KG entity of such an item
+  stays a KG entity). Lines may end in LF, CRLF or CR.
   Aux facts: "genre" and "year" of items (.item class/genre, release_year), "age" (MovieLens-1M
   age groups), "gender" and "occupation" of users (.user), all weight 1; zip codes are not used.
   `item_titles` come from movie_title. Rows about users or items without interactions are ignored
@@ -43,16 +46,20 @@ def read_recbole(path, name: str | None = None) -> Dataset:
   else:
     splits = {"train": file("inter")}
   inter = {k: _table(f, ("user_id", "item_id")) for k, f in splits.items()}
-  user, users = io.natural_codes(pd.concat([df["user_id"] for df in inter.values()]))
-  item, items = io.natural_codes(pd.concat([df["item_id"] for df in inter.values()]))
+  _, users = io.natural_codes(inter["train"]["user_id"])
+  _, items = io.natural_codes(inter["train"]["item_id"])
   n_users, n_items = len(users), len(items)
-  notes, pairs, start = [], {}, 0
+  notes, pairs = [], {}
   for k, df in inter.items():
-    stop = start + len(df)
-    pairs[k], dropped = io.dedup_pairs(user[start:stop], item[start:stop], n_items)
+    user = pd.Index(users).get_indexer(df["user_id"].to_numpy(dtype=object))
+    item = pd.Index(items).get_indexer(df["item_id"].to_numpy(dtype=object))
+    known = (user >= 0) & (item >= 0)
+    if not known.all():
+      notes.append(f"{splits[k].name}: dropped {int((~known).sum())} pairs whose user or item is "
+                   f"not in {splits['train'].name}")
+    pairs[k], dropped = io.dedup_pairs(user[known], item[known], n_items)
     notes.append(f"{splits[k].name}: {len(pairs[k])} (user, item) pairs, dropped {dropped} "
                  "duplicates")
-    start = stop
   for k in ("valid", "test"):
     if k in pairs:
       notes.append(f"{io.overlap(pairs['train'], pairs[k], n_items)} {k} pairs also in train "

@@ -3,6 +3,14 @@
 All ids are contiguous 0-based integers. Items are KG entities 0..n_items-1 (KGAT's convention), so
 a KG triple's head or tail below n_items is an item. Original ids, where a format has them, are kept
 in the `*_ids` maps (index = internal id, value = original id as a string).
+
+Ids and sizes, for every reader: the training file (with a format's id lists) fixes the users and
+items. A validation or test pair whose user or item the training file never saw (an id beyond
+its range, an unknown original id) is dropped and counted in `Dataset.notes`, never a growth of
+the catalogue, and a KG entity never becomes an item that way. Ids that index arrays directly are
+refused (a DataError naming file, line and id) when they would make an absurd table
+(`io.check_size`). Every other problem with a file is a one-line DataError naming the file and,
+where known, the line.
 """
 
 from __future__ import annotations
