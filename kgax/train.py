@@ -132,9 +132,9 @@ def config_difference(stored: dict, new: dict) -> str | None:
     if field in old[section]:
       old[section][field] = new[section].get(field)
   raised = [f for f in EXTENDABLE if new["train"][f] != old["train"][f]]
-  same = {**old, "train": {**old["train"], **{f: new["train"][f] for f in raised}}} == new
-  if not same:
-    diff = _first_difference(old, new)
+  extended = {**old, "train": {**old["train"], **{f: new["train"][f] for f in raised}}}
+  if extended != new:
+    diff = _first_difference(extended, new)
     return (f"holds a run with a different config ({diff}); use another workdir, or the same "
             "config to resume")
   for f in raised:
