@@ -41,7 +41,7 @@ SEPARATORS = [b" ", b"\t", b",", b"::", b";", b"|", b""]
 
 
 def mutate(rng: np.random.Generator, data: bytes) -> tuple[str, bytes | None]:
-  """One random malformation of `data`: (its name, the new bytes, None to delete the file)."""
+  """One random malformation of `data`: (its name, the new bytes or None to delete the file)."""
   kind = rng.choice(["truncate", "bytes", "huge", "negative", "empty", "cr", "crlf", "separator",
                      "unicode", "drop_line", "repeat_line", "blank_line", "missing", "float"])
   at = int(rng.integers(0, len(data) + 1))
@@ -51,8 +51,8 @@ def mutate(rng: np.random.Generator, data: bytes) -> tuple[str, bytes | None]:
   if kind == "truncate":
     return kind, data[:at]
   if kind == "bytes":
-    return kind, data[:at] + rng.integers(0, 256, int(rng.integers(1, 6))).astype(np.uint8
-                                                                               ).tobytes() + data[at:]
+    noise = rng.integers(0, 256, int(rng.integers(1, 6))).astype(np.uint8).tobytes()
+    return kind, data[:at] + noise + data[at:]
   if kind in ("huge", "negative", "float") and digits:
     i = int(rng.choice(digits))
     j = i
