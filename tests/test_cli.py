@@ -25,15 +25,18 @@ def test_config_file_and_overrides():
   assert cfg.model.use_kge is False and cfg.data.name == "data/x"
 
 
-def test_paper_defaults_and_sweep():
+def test_recommended_config_and_paper_defaults_and_sweep():
+  """configs/kgat_ax.py is the recommended protocol (LightGCN's layer, a neutral start, L2 1e-2);
+  the paper's layer and hyperparameters are the model's own defaults."""
+  from kgax import options
+  from kgax.models import kgat
   cfg = config_lib.load_file(CONFIG)
-  assert (cfg.model.embed_dim, tuple(cfg.model.layers)) == (64, (64, 32, 16))
-  assert (cfg.train.batch_size, cfg.optim.lr, cfg.optim.l2) == (1024, 1e-3, 1e-5)
-  assert cfg.model.message_dropout == 0.1
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("c", CONFIG)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
+  assert cfg.model.aggregator == "linear" and cfg.start.neutral == "zero"
+  assert cfg.optim.l2 == 1e-2 and options.parse(cfg).model.layers == (64, 64, 64)
+  paper = kgat.Options()
+  assert (paper.embed_dim, paper.layers, paper.aggregator) == (64, (64, 32, 16), "bi")
+  assert paper.message_dropout == 0.1
+  mod = config_lib.load_module(CONFIG)
   grid = []
   mod.sweep(lambda **kw: grid.append(kw))
   assert sorted({g["optim.lr"] for g in grid}) == [1e-4, 1e-3, 5e-3, 1e-2]
@@ -50,11 +53,27 @@ def test_paper_defaults_and_sweep():
      "--config.optim.lr=abc"),
     (["data", "stats", "/definitely/not/here"], "not a folder"),
     (["evaluate", "--workdir", "/definitely/not/here"], "config.json: not found"),
+    (["train", "--config", CONFIG, "--workdir", "w", "--config.optim.lr=-1e-5"],
+     "config.optim.lr=-1e-05: expected a positive number"),
+    (["run", "--dataset", "synthetic-tiny", "--workdir", "w", "--config.train.epochs=0"],
+     "config.train.epochs=0"),
 ])
-def test_errors_are_one_line(argv, message, capsys):
+def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
   assert cli.main(argv) == 2
   err = capsys.readouterr().err.strip()
   assert message in err and len(err.splitlines()) == 1
+  assert not (tmp_path / "w").exists()   # refused before anything is written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--workdir", "w", "--step", "abc"], "expected best, latest or an epoch"),
+    (["recommend", "--workdir", "w", "--user", "1", "--k", "0"], "expected a positive integer"),
+])
+def test_bad_arguments_are_refused(argv, message, capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(argv)
+  assert e.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_data_stats_and_split_on_synthetic(tmp_path, capsys):
@@ -66,31 +85,25 @@ def test_data_stats_and_split_on_synthetic(tmp_path, capsys):
   assert (tmp_path / "s" / "train.txt").is_file() and (tmp_path / "s" / "kg_final.txt").is_file()
 
 
-def test_main_job_trains_mf_then_kgat_ax_from_it(tmp_path, monkeypatch, capsys):
-  from kgax import cli
+def test_run_trains_the_protocol_and_prints_one_table(tmp_path, monkeypatch, capsys):
+  """`kgax run`: MF, LightGCN and KGAT-AX started from that LightGCN run (its STARTS_FROM), one
+  workdir each, one comparison table; rerun, it trains nothing and prints the same table. The
+  default dataset falls back to synthetic data offline."""
   from kgax.data import fetch
 
   def offline(name):
     raise OSError("no network")
   monkeypatch.setattr(fetch, "fetch", offline)
   monkeypatch.setattr(cli, "FALLBACK_DATASET", "synthetic-tiny")
-  real = cli.main_job_configs
-
-  def small(dataset, workdir, epochs, from_scratch):   # seconds on a CPU
-    jobs = real(dataset, workdir, epochs, from_scratch)
-    for _, cfg in jobs:
-      cfg.model.embed_dim, cfg.train.batch_size, cfg.train.epochs = 8, 128, 2
-      cfg.train.eval_every, cfg.eval.batch_size = 1, 64
-      if "layers" in cfg.model:
-        cfg.model.layers, cfg.model.relation_dim, cfg.train.kg_batch_size = (8,), 8, 256
-    return jobs
-  monkeypatch.setattr(cli, "main_job_configs", small)
-  assert cli.main(["run", "--workdir", str(tmp_path)]) == 0
+  small = ["--config.train.epochs=2", "--config.train.eval_every=1", "--config.eval.ks=(5,20)",
+           "--config.train.batch_size=128"]
+  assert cli.main(["run", "--workdir", str(tmp_path), *small]) == 0
   out = capsys.readouterr().out
-  assert "falling back to synthetic-tiny" in out and "BPR-MF on" in out and "KGAT-AX on" in out
-  saved = json.loads((tmp_path / "kgat_ax" / "config.json").read_text())
-  assert saved["model"]["pretrained"] == str(tmp_path / "mf")
-  assert (saved["optim"]["lr"], saved["optim"]["l2"]) == (1e-4, 1e-2)
-  assert (tmp_path / "mf" / "results.json").is_file()
-  jobs = real("ml-100k-kg", tmp_path, 25, True)
-  assert [n for n, _ in jobs] == ["kgat_ax"] and jobs[0][1].optim.lr == 5e-3
+  assert "falling back to synthetic-tiny" in out
+  table = (tmp_path / "comparison.md").read_text()
+  for model in ("mf", "lightgcn", "kgat_ax"):
+    assert f"| {model}" in table and (tmp_path / f"{model}-seed0" / "results.json").is_file()
+  saved = json.loads((tmp_path / "kgat_ax-seed0" / "config.json").read_text())
+  assert saved["start"]["pretrained"] == str(tmp_path / "lightgcn-seed{seed}")
+  assert cli.main(["run", "--workdir", str(tmp_path), *small]) == 0
+  assert "3 already finished, 0 to go" in capsys.readouterr().out
