@@ -9,6 +9,7 @@ import pytest
 from kgax import cli, models, options
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "configuration.md"
 
 
 def _config(model="kgat", **fields):
@@ -227,3 +228,26 @@ def test_test_config_parses_for_every_model(name):
   assert opts.model.name == name
   assert opts.model.embed_dim == 16 and opts.eval.ks == (5, 10, 20)
 
+
+def test_markdown_lists_every_field():
+  text = options.markdown()
+  for key, cls in options.SECTIONS.items():
+    for f in dataclasses.fields(cls):
+      assert f"| `{key}.{f.name}` |" in text
+  for name in models.NAMES:
+    if _available(name):
+      assert f"## model: {name}" in text
+      for f in dataclasses.fields(models.get(name).Options):
+        assert f"| `model.{f.name}` |" in text
+  for line in text.splitlines():   # each table row has exactly its three cells
+    if line.startswith("| `"):
+      assert line.replace("\\|", "").count("|") == 4, line
+  # the documented error line is the one the CLI prints
+  assert "`kgax: error: config.optim.lr=-1.0: expected a positive number`" in text
+
+
+def test_configuration_doc_is_current():
+  stale = "docs/configuration.md is stale: regenerate it with `python -m kgax.options " \
+          "--markdown > docs/configuration.md`"
+  assert DOCS.is_file(), stale
+  assert DOCS.read_text() == options.markdown(), stale
