@@ -111,4 +111,8 @@ def build(config: ml_collections.ConfigDict | dict, opts: options.RunOptions | N
   opts = opts or options.parse(config)
   ds, split = load.load_split(opts.data)
   graph = build_graph(ds, split.train, GraphOptions(aux_edges=opts.model.aux_edges))
+  m = opts.model
+  if m.use_kge and m.kg_triples == "kg" and not len(ds.kg):
+    raise options.ConfigError(f"config.model.name={m.name!r}: its KG loss trains on KG triples "
+                              f"and {ds.name} has none (data.kg={opts.data.kg!r})")
   return Experiment(config, opts, ds, split, graph)

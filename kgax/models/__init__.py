@@ -1,15 +1,20 @@
 """Models: each module is a set of pure functions over a parameter pytree.
 
 Every model module provides
-    check_config(m)                                  one-line ValueError for bad switches
+    Options                                          frozen dataclass: the model's fields, their
+                                                     defaults and checks (config.model), and the
+                                                     properties use_kge, aux_edges (kg_triples
+                                                     when use_kge) that the trainer reads
     init(key, m, graph) -> params
     cf_loss(params, graph, m, batch[B,3], rng, l2)   BPR (or the model's ranking loss)
 and either
     user_item_embeddings(params, graph, m) -> (users [U, D], items [I, D])   score = dot product
 or
     score_users(params, graph, m, users[B]) -> [B, n_items]
-and, when it trains a KG loss (config.model.use_kge),
+and, when it trains a KG loss (m.use_kge),
     kg_loss(params, graph, m, batch[B,4], l2)        on (h, r, t, t') quadruples
+and, when its added modules can start neutral (config.start.neutral),
+    neutral_start(params, m, kind) -> params
 """
 
 import importlib
