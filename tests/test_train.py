@@ -448,3 +448,34 @@ def test_eval_start_logs_epoch_0_and_can_select_it(tmp_path):
   trained = train.train_and_evaluate(_test_config(**{"train.eval_start": "true"}),
                                      tmp_path / "trained")
   assert trained["best_epoch"] > 0   # training the tiny model beats its random start
+
+
+def _tensorboard_scalars(workdir) -> dict[str, list[tuple[int, float]]]:
+  """{tag: [(step, value)]} from the workdir's event files (TFRecord framing: u64 length,
+  u32 crc, the Event proto, u32 crc)."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  out = {}
+  for path in sorted(workdir.glob("events.out.tfevents.*")):
+    data, i = path.read_bytes(), 0
+    while i < len(data):
+      (n,) = struct.unpack("<Q", data[i:i + 8])
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      i += 12 + n + 4
+      for v in event.summary.value:
+        out.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return out
+
+
+def test_tensorboard_events_hold_the_logged_curves(trained):
+  """Beside metrics.jsonl, TensorBoard event files with the same numbers (tensorboardX)."""
+  pytest.importorskip("tensorboardX")
+  workdir, cfg, _ = trained
+  scalars = _tensorboard_scalars(workdir)
+  rows = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  loss = [(r["epoch"], r["cf_loss"]) for r in rows if "cf_loss" in r]
+  got = scalars["train/cf_loss"]
+  assert [s for s, _ in got] == [s for s, _ in loss]
+  np.testing.assert_allclose([v for _, v in got], [v for _, v in loss], rtol=1e-6)
+  valid = [r["recall@20"] for r in rows if r.get("split") == "valid"]
+  np.testing.assert_allclose([v for _, v in scalars["valid/recall_20"]]   # "@" is not allowed in tags, valid, rtol=1e-6)
