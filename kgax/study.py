@@ -71,10 +71,8 @@ def starts_from(model: str, configs: pathlib.Path = CONFIGS, recipe: str = "") -
   return getattr(config_lib.load_module(str(configs / file)), "STARTS_FROM", None)
 
 
-def protocol_jobs(models, dataset: str, seeds, root, overrides: dict | None = None,
-                  recipe: str = "") -> list[Job]:
-  """Jobs MODEL-seedS for every model and seed, each model that starts from another after it
-  (that model added when missing) and pointed at its run of the same seed."""
+def run_order(models, recipe: str = "") -> list[str]:
+  """`models` with each model that starts from another after that one (added when missing)."""
   order = []
   def add(m):
     source = starts_from(m, recipe=recipe)
@@ -84,13 +82,23 @@ def protocol_jobs(models, dataset: str, seeds, root, overrides: dict | None = No
       order.append(m)
   for m in models:
     add(m)
+  return order
+
+
+def protocol_jobs(models, dataset: str, seeds, root, overrides: dict | None = None,
+                  recipe: str = "", prefix: str = "", configure=None) -> list[Job]:
+  """Jobs {prefix}MODEL-seedS for every model and seed (`run_order`), a model that starts from
+  another pointed at that model's run of the same seed. `configure(model, config)`, when
+  given, changes a model's config in place before its jobs are made."""
   jobs = []
-  for model in order:
+  for model in run_order(models, recipe):
     cfg = model_config(model, dataset, overrides, recipe=recipe)
     source = starts_from(model, recipe=recipe)
     if source:
-      cfg.start.pretrained = str(pathlib.Path(root) / f"{source}-seed{{seed}}")
-    jobs += seed_jobs(cfg, seeds, model)
+      cfg.start.pretrained = str(pathlib.Path(root) / f"{prefix}{source}-seed{{seed}}")
+    if configure is not None:
+      configure(model, cfg)
+    jobs += seed_jobs(cfg, seeds, prefix + model)
   return jobs
 
 
@@ -129,6 +137,21 @@ def run_jobs(jobs: list[Job], root: str | pathlib.Path) -> dict[str, dict]:
     print(f"[{n + 1}/{len(todo)}] {job.name}{eta}", flush=True)
     results[job.name] = train.train_and_evaluate(job.config, root / job.name)
   return {job.name: results[job.name] for job in jobs}
+
+
+def pretraining(workdir, key: str = "wall_seconds") -> float:
+  """results[key] of the run a workdir started from (its start.pretrained), 0 when it started at
+  random: that run's wall seconds, or with key="best_epoch" the epoch of the checkpoint it
+  started from."""
+  workdir = pathlib.Path(workdir)
+  config = Workdir(workdir).read_config() or {}
+  source = config.get("start", {}).get("pretrained")
+  if not source:
+    return 0.0
+  results = Workdir(source.replace("{seed}", str(config["seed"]))).read_results()
+  if results is None:
+    raise FileNotFoundError(f"{workdir}: the run it started from, {source}, has no results.json")
+  return float(results[key])
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -1,5 +1,7 @@
-"""The Table 2, Figure 3 and cold-start studies end to end on synthetic-tiny (one shared study root,
-MF and KGAT-AX over two seeds), and the cold-item split option."""
+"""The paper's studies (experiments/studies) end to end on synthetic-tiny: one shared study root
+(MF and KGAT-AX from scratch over two seeds) for Table 2, Figure 3, the cold-start study and
+Table 3; fine-tunes that start from another model's runs through a recipe's starts_from; tune.py;
+the cold-item split option."""
 
 import json
 import pathlib
@@ -10,28 +12,39 @@ import pandas as pd
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
+sys.path.insert(0, str(REPO / "experiments" / "studies"))
+sys.path.insert(0, str(REPO / "experiments" / "diagnostics"))
 import cold_start  # noqa: E402
+import common  # noqa: E402
 import figure3  # noqa: E402
-import runs  # noqa: E402
 import table2  # noqa: E402
 import table3  # noqa: E402
-from kgax import config as config_lib  # noqa: E402
+from kgax import config as config_lib, options, study, train  # noqa: E402
 from kgax.data import load  # noqa: E402
 from kgax.data.types import DataError  # noqa: E402
 
+RECIPES = REPO / "configs" / "recipes"
 # Fields every model's config has (model.layers and model.relation_dim are KGAT's and CKE's only).
-TINY = ["--dataset", "synthetic-tiny", "--seeds", "0", "1", "--config.train.epochs=2",
-        "--config.model.embed_dim=8", "--config.eval.batch_size=64",
-        "--config.train.batch_size=128", "--config.train.kg_batch_size=256",
-        "--config.train.steps_per_call=4", "--config.train.eval_every=1"]
+BASE = ["--dataset", "synthetic-tiny", "--seeds", "0", "1", "--config.train.epochs=2",
+        "--config.eval.batch_size=64", "--config.train.batch_size=128",
+        "--config.train.kg_batch_size=256", "--config.train.steps_per_call=4",
+        "--config.train.eval_every=1"]
+# With a small embedding: the paper's layer takes it, LightGCN's layer (configs/kgat_ax.py, its
+# layers of size embed_dim) does not.
+TINY = BASE + ["--config.model.embed_dim=8"]
+SCRATCH = ["--recipe", str(RECIPES / "scratch.py")]
+
+
+def one_seed(argv):
+  i = argv.index("--seeds")
+  return argv[:i + 1] + ["0"] + argv[i + 3:]
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-  """A finished table2 study of MF and KGAT-AX: (argv, output folder, its JSON)."""
+def study_root(tmp_path_factory):
+  """A finished table2 study of MF and KGAT-AX (scratch recipe): (argv, output folder, JSON)."""
   tmp = tmp_path_factory.mktemp("study")
-  argv = TINY + ["--models", "mf", "kgat_ax", "--root", str(tmp / "runs")]
+  argv = TINY + SCRATCH + ["--models", "mf", "kgat_ax", "--root", str(tmp / "runs")]
   return argv, tmp, table2.main(argv + ["--out", str(tmp / "table2")])
 
 
@@ -39,15 +52,26 @@ def results_json(tmp: pathlib.Path) -> list[pathlib.Path]:
   return sorted((tmp / "runs").glob("*/results.json"))
 
 
-def test_overrides_fit_every_model_and_keep_figure3_ks():
-  args, overrides = runs.study_args("", TINY + ["--out", "x"], default_root="r",
-                                    models=tuple(table2.MODELS))
-  assert args.models == list(table2.MODELS)
-  for model in table2.MODELS:
-    cfg = table2.model_config(model, args, overrides)
-    assert cfg.model.embed_dim == 8 and cfg.train.epochs == 2, model
-    assert set(figure3.KS) <= set(cfg.eval.ks), model
-    assert cfg.data.cold_items == 0.0, model
+def test_overrides_fit_every_model_and_keep_figure3_ks(tmp_path):
+  """Without --recipe each model comes from its config file (the KGAT family starts from
+  LightGCN, configs/kgat_ax.py's STARTS_FROM); with one, from the recipe, the --config.*
+  overrides on top, for every model of every shipped recipe."""
+  for argv in [BASE] + [BASE + ["--recipe", str(r)] for r in sorted(RECIPES.glob("*.py"))]:
+    args, overrides = common.study_args("", argv + ["--out", "x", "--root", str(tmp_path)],
+                                        default_root="r", models=table2.MODELS)
+    assert args.models == list(table2.MODELS)
+    for model in table2.MODELS + table3.VARIANTS:
+      cfg = common.model_config(model, args, overrides)
+      opts = options.parse(cfg)
+      assert opts.train.epochs == 2 and opts.train.batch_size == 128, (argv, model)
+      assert set(figure3.KS) <= set(opts.eval.ks), model
+      assert opts.data.cold_items == 0.0, model
+  args, overrides = common.study_args("", BASE + ["--out", "x", "--root", str(tmp_path)],
+                                      default_root="r", models=table2.MODELS)
+  assert common.model_config("kgat", args, overrides).start.pretrained == \
+      str(tmp_path / "lightgcn-seed{seed}")
+  assert [j.name for j in common.jobs(args, overrides, ["kgat_ax"])] == [
+      "lightgcn-seed0", "lightgcn-seed1", "kgat_ax-seed0", "kgat_ax-seed1"]
 
 
 def test_improvement_is_over_the_best_other_model_per_metric():
@@ -59,8 +83,8 @@ def test_improvement_is_over_the_best_other_model_per_metric():
   assert got["ndcg@20"]["over"] == "mf" and got["ndcg@20"]["percent"] == pytest.approx(-10)
 
 
-def test_table2_writes_consistent_table_and_restarts_without_training(study, capsys):
-  argv, tmp, data = study
+def test_table2_writes_consistent_table_and_restarts_without_training(study_root, capsys):
+  argv, tmp, data = study_root
   assert json.loads((tmp / "table2.json").read_text()) == json.loads(json.dumps(data))
   md = (tmp / "table2.md").read_text()
   rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
@@ -68,7 +92,7 @@ def test_table2_writes_consistent_table_and_restarts_without_training(study, cap
   for model in ("mf", "kgat_ax"):
     s = data["models"][model]
     assert len(s["best_epochs"]) == 2
-    assert runs.fmt(s["recall@20"]) in rows[model] and runs.fmt(s["ndcg@20"]) in rows[model]
+    assert study.fmt(s["recall@20"]) in rows[model] and study.fmt(s["ndcg@20"]) in rows[model]
     valid, epochs, minutes = (cell.strip() for cell in rows[model].split("|")[4:7])
     runs_of = [json.loads(p.read_text())
                for p in results_json(tmp) if p.parent.name.startswith(f"{model}-seed")]
@@ -92,8 +116,8 @@ def test_table2_writes_consistent_table_and_restarts_without_training(study, cap
   assert again == data
 
 
-def test_figure3_reads_the_study(study, capsys):
-  argv, tmp, data = study
+def test_figure3_reads_the_study(study_root, capsys):
+  argv, tmp, data = study_root
   capsys.readouterr()
   figure3.main(argv + ["--out", str(tmp / "fig3")])
   assert "0 to go" in capsys.readouterr().out
@@ -110,23 +134,23 @@ def test_figure3_reads_the_study(study, capsys):
     assert (tmp / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_attention_stats_ratio_averages_to_one_per_head(study):
+def test_attention_stats_ratio_averages_to_one_per_head(study_root):
   import attention_stats
   from kgax import inference
-  _, tmp, _ = study
+  _, tmp, _ = study_root
   run = inference.Run.open(tmp / "runs" / "kgat_ax-seed0")
   ratios = attention_stats.ratio_to_uniform(run)
   weights, heads = np.asarray(run.graph.weights), np.asarray(run.graph.heads)
   real_heads = heads[weights > 0]
-  assert ratios.shape == (len(run.config.model.layers), len(real_heads))
+  assert ratios.shape == (len(run.opts.model.layers), len(real_heads))
   for r in ratios:   # a softmax per head: its edges' ratios average to exactly 1
     per_head = np.bincount(real_heads, r) / np.bincount(real_heads)
     np.testing.assert_allclose(per_head[np.bincount(real_heads) > 0], 1.0, rtol=1e-4)
   assert np.abs(ratios - 1).max() > 1e-3   # trained Xavier attention is not uniform
 
 
-def test_cold_start_buckets_only_trains_nothing(study):
-  argv, tmp, _ = study
+def test_cold_start_buckets_only_trains_nothing(study_root):
+  argv, tmp, _ = study_root
   before = sorted(p.name for p in (tmp / "runs").iterdir())
   data = cold_start.main(argv + ["--buckets-only", "--out", str(tmp / "buckets")])
   assert sorted(p.name for p in (tmp / "runs").iterdir()) == before
@@ -136,8 +160,8 @@ def test_cold_start_buckets_only_trains_nothing(study):
   assert "Cold items" not in md and md.count("| mf |") == 1
 
 
-def test_cold_start_tables(study):
-  argv, tmp, _ = study
+def test_cold_start_tables(study_root):
+  argv, tmp, _ = study_root
   data = cold_start.main(argv + ["--cold-seeds", "0", "--out", str(tmp / "cold")])
   normal = json.loads((tmp / "runs" / "mf-seed0" / "results.json").read_text())["dataset"]
   cold_run = json.loads((tmp / "runs" / "cold-mf-seed0" / "results.json").read_text())["dataset"]
@@ -196,7 +220,7 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   grid = tune.parse_grid(["optim.l2=1e-5,1e-1", "optim.lr=1e-2"])
   assert grid == [{"optim.l2": "1e-5", "optim.lr": "1e-2"},
                   {"optim.l2": "1e-1", "optim.lr": "1e-2"}]
-  overrides, _ = config_lib.split_overrides(TINY[5:])
+  overrides, _ = config_lib.split_overrides(TINY)
   root = tmp_path / "tune" / "mf"
   out = tune.tune(f"{REPO}/configs/mf.py:dataset=synthetic-tiny", grid, root, overrides=overrides)
   valid = {p["overrides"]["optim.l2"]: p["valid"] for p in out["points"]}
@@ -210,10 +234,10 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   assert tune.tune(f"{REPO}/configs/mf.py:dataset=synthetic-tiny", grid, root,
                    overrides=overrides)["best"] == out["best"]
   assert sorted(f.stat().st_mtime_ns for f in root.glob("*/results.json")) == stamps
-  args, ov = runs.study_args("", TINY + ["--out", "x", "--tuned", str(tmp_path / "tune")],
-                             default_root="r", models=tuple(table2.MODELS))
-  assert table2.model_config("mf", args, ov).optim.l2 == float(best_l2)
-  assert table2.model_config("kgat", args, ov).optim.l2 == 1e-5
+  args, ov = common.study_args("", TINY + ["--out", "x", "--tuned", str(tmp_path / "tune")],
+                               default_root="r", models=table2.MODELS)
+  assert common.model_config("mf", args, ov).optim.l2 == float(best_l2)
+  assert common.model_config("kgat", args, ov).optim.l2 == 1e-2   # configs/kgat_ax.py's
   with pytest.raises(SystemExit, match="expected FIELD=V1"):
     tune.parse_grid(["optim.l2"])
   # tuple values keep their commas, and reach the config as tuples
@@ -226,73 +250,71 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
     tune.parse_grid(["optim.l2=1e-2,,1e-3"])
 
 
-def test_pretrain_trains_mf_first_and_starts_each_seed_from_its_own(tmp_path):
+def test_recipe_starts_the_kgat_family_from_mf_each_seed_from_its_own(tmp_path):
+  """configs/recipes/pretrained_mf.py: MF is trained first and each KGAT-family run starts from
+  the MF run of its seed; Figure 3's curves continue MF's."""
   root = tmp_path / "runs"
-  argv = TINY[:3] + ["0"] + TINY[5:] + ["--models", "kgat", "--pretrain", "--root", str(root),
-                                          "--out", str(tmp_path / "t2")]
-  args, overrides = runs.study_args("", argv, default_root="r", models=tuple(table2.MODELS))
-  jobs = table2.jobs(args, overrides, args.models)
+  argv = one_seed(TINY) + ["--recipe", str(RECIPES / "pretrained_mf.py"), "--models", "kgat",
+                           "--root", str(root), "--out", str(tmp_path / "t2")]
+  args, overrides = common.study_args("", argv, default_root="r", models=table2.MODELS)
+  jobs = common.jobs(args, overrides, args.models)
   assert [j.name for j in jobs] == ["mf-seed0", "kgat-seed0"]
-  assert jobs[1].config.model.pretrained == str(root / "mf-seed{seed}")
-  assert table2.model_config("kgat", args, overrides, prefix="cold-").model.pretrained == \
+  assert jobs[1].config.start.pretrained == str(root / "mf-seed{seed}")
+  assert not jobs[0].config.start.pretrained
+  assert common.model_config("kgat", args, overrides, prefix="cold-").start.pretrained == \
       str(root / "cold-mf-seed{seed}")
   data = table2.main(argv)
   assert list(data["models"]) == ["kgat"]
   saved = json.loads((root / "kgat-seed0" / "config.json").read_text())
-  assert saved["model"]["pretrained"] == str(root / "mf-seed{seed}")
+  assert saved["start"]["pretrained"] == str(root / "mf-seed{seed}")
+  assert saved["optim"]["lr"] == 1e-4 and saved["train"]["epochs"] == 2   # recipe, then --config
   assert (root / "mf-seed0" / "results.json").is_file()
   _, curves = figure3.main(argv[:-1] + [str(tmp_path / "fig3")])   # curves continue MF's
   mf_best = json.loads((root / "mf-seed0" / "results.json").read_text())["best_epoch"]
   assert list(curves.epoch) == [mf_best + 1, mf_best + 2]
 
 
-def test_pretrain_from_lightgcn_trains_it_first_and_starts_from_it(tmp_path):
-  """--pretrain-from lightgcn: table2 and table3 train LightGCN first and point the KGAT family
-  at its runs; the fine-tune starts from LightGCN's embeddings."""
+def test_recipe_starting_from_lightgcn_trains_it_first_and_starts_from_it(tmp_path):
+  """configs/recipes/lightgcn_start_paper_layer.py: table2 and table3 train LightGCN first and
+  point the KGAT family at its runs; the fine-tune starts from LightGCN's embeddings."""
   root = tmp_path / "runs"
-  argv = TINY[:3] + ["0"] + TINY[5:] + ["--pretrain", "--pretrain-from", "lightgcn",
-                                          "--root", str(root)]
-  args, overrides = runs.study_args("", argv + ["--models", "kgat_ax", "--out", "x"],
-                                    default_root="r", models=tuple(table2.MODELS))
-  jobs = table2.jobs(args, overrides, args.models)
+  argv = one_seed(TINY) + ["--recipe", str(RECIPES / "lightgcn_start_paper_layer.py"),
+                           "--root", str(root)]
+  args, overrides = common.study_args("", argv + ["--models", "kgat_ax", "--out", "x"],
+                                      default_root="r", models=table2.MODELS)
+  jobs = common.jobs(args, overrides, args.models)
   assert [j.name for j in jobs] == ["lightgcn-seed0", "kgat_ax-seed0"]
-  assert jobs[1].config.model.pretrained == str(root / "lightgcn-seed{seed}")
+  assert jobs[1].config.start.pretrained == str(root / "lightgcn-seed{seed}")
   data = table3.main(argv + ["--variants", "kgat_ax", "--out", str(tmp_path / "t3")])
   assert list(data["variants"]) == ["kgat_ax"]
+  assert data["recipe"].endswith("lightgcn_start_paper_layer.py")
   assert (root / "lightgcn-seed0" / "results.json").is_file()
   saved = json.loads((root / "kgat_ax-seed0" / "config.json").read_text())
-  assert saved["model"]["pretrained"] == str(root / "lightgcn-seed{seed}")
-  with pytest.raises(SystemExit):   # only models with user and item tables to start from
-    runs.study_args("", argv + ["--pretrain-from", "kgcn", "--out", "x"], default_root="r")
+  assert saved["start"]["pretrained"] == str(root / "lightgcn-seed{seed}")
+  assert saved["start"]["neutral"] == "mean"
+  args, overrides = common.study_args("", argv + ["--recipe", str(tmp_path / "none.py"),
+                                                  "--out", "x"], default_root="r")
+  with pytest.raises(options.ConfigError, match="none.py: not found"):
+    common.jobs(args, overrides, ["kgat_ax"])
 
 
-def test_recipe_sets_fields_per_model(tmp_path):
-  recipe = tmp_path / "r.json"
-  recipe.write_text(json.dumps({"_doc": "x", "*": {"optim.l2": "1e-2"},
-                                "kgat": {"train.batch_size": 512, "optim.l2": "1e-3"},
-                                "kgat, cke": {"optim.lr": "5e-3"},
-                                "cke": {"optim.lr": "2e-3"}}))
-  args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(recipe)], default_root="r",
-                             models=tuple(table2.MODELS))
-  mf, kgat = table2.model_config("mf", args, ov), table2.model_config("kgat", args, ov)
-  assert (mf.optim.l2, mf.train.batch_size) == (1e-2, 128)   # "*" on top of --config.*
-  assert (kgat.optim.l2, kgat.train.batch_size, kgat.optim.lr) == (1e-3, 512, 5e-3)
-  assert table2.model_config("cke", args, ov).optim.lr == 2e-3   # later entries win
-  assert mf.optim.lr != 5e-3   # "kgat, cke" names neither mf nor a prefix match
-  recipe.write_text("[1]")
-  with pytest.raises(SystemExit, match="r.json: expected"):
-    table2.model_config("mf", args, ov)
-  for shipped in sorted((REPO / "experiments" / "recipes").glob("*.json")):
-    args, ov = runs.study_args("", TINY + ["--out", "x", "--recipe", str(shipped)],
-                               default_root="r", models=tuple(table2.MODELS))
-    for name in table2.MODELS:
-      table2.model_config(name, args, ov)   # every field exists
-    for variant in table3.VARIANTS:
-      runs.model_config(table3.CONFIG, args, ov, f"variant={variant}", name=variant)
+def test_recipe_fields_then_config_overrides_then_tuned(tmp_path):
+  """A recipe sets fields per model; --config.* overrides apply on top to every model, and
+  --tuned's selected fields on top of those, to their model only."""
+  (tmp_path / "tune" / "lightgcn").mkdir(parents=True)
+  (tmp_path / "tune" / "lightgcn" / "tune.json").write_text(
+      json.dumps({"best": {"optim.lr": "2e-3"}}))
+  argv = TINY + ["--recipe", str(RECIPES / "pretrained_mf.py"), "--out", "x",
+                 "--tuned", str(tmp_path / "tune"), "--config.optim.kg_lr=3e-4"]
+  args, ov = common.study_args("", argv, default_root="r", models=table2.MODELS)
+  lgcn, mf, ax = (common.model_config(m, args, ov) for m in ("lightgcn", "mf", "kgat_ax"))
+  assert (lgcn.optim.lr, lgcn.optim.l2, lgcn.optim.kg_lr) == (2e-3, 1e-3, 3e-4)
+  assert (mf.optim.lr, mf.optim.l2, mf.train.epochs) == (1e-3, 1e-2, 2)
+  assert (ax.optim.lr, ax.optim.kg_lr, ax.start.neutral) == (1e-4, 3e-4, "mean")
 
 
-def test_table3_runs_a_subset_of_variants_with_auc(study, capsys):
-  argv, tmp, _ = study
+def test_table3_runs_a_subset_of_variants_with_auc(study_root, capsys):
+  argv, tmp, _ = study_root
   argv = [a for a in argv if a not in ("--models", "mf", "kgat_ax")]
   data = table3.main(argv + ["--variants", "kgat_ax", "kgat", "--out", str(tmp / "table3")])
   assert json.loads((tmp / "table3.json").read_text()) == json.loads(json.dumps(data))
@@ -312,7 +334,7 @@ def test_tagged_test_pairs_reads_the_movielens_tags(tmp_path):
   from types import SimpleNamespace as NS
   (tmp_path / "tags.csv").write_text("userId,movieId,tag,timestamp\n"
                                      "7,30,funny,1\n7,30,dark,2\n8,10,x,3\n99,10,unknown user,4\n")
-  run = NS(config=NS(data=NS(name=str(tmp_path))),
+  run = NS(opts=NS(data=NS(name=str(tmp_path))),
            ds=NS(n_users=2, n_items=3, user_ids=np.array(["7", "8"], object),
                  item_ids=np.array(["10", "20", "30"], object)),
            split=NS(test=np.array([[0, 2], [0, 0], [1, 0], [1, 1]])))
@@ -328,17 +350,17 @@ def test_run_jobs_reuses_extends_or_refuses_a_finished_run(tmp_path, capsys):
   def job(**fields):
     c = config_lib.load_file(str(REPO / "configs" / "test.py"))
     c = config_lib.apply_overrides(c, {"train.eval_every": "1", **fields})
-    return runs.Job("mf-seed0", c)
+    return study.Job("mf-seed0", c)
 
-  first = runs.run_jobs([job(**{"train.epochs": "1"})], tmp_path)["mf-seed0"]
-  again = runs.run_jobs([job(**{"train.epochs": "1", "eval.batch_size": "7"})], tmp_path)
+  first = study.run_jobs([job(**{"train.epochs": "1"})], tmp_path)["mf-seed0"]
+  again = study.run_jobs([job(**{"train.epochs": "1", "eval.batch_size": "7"})], tmp_path)
   assert again["mf-seed0"] == first
   assert "1 already finished, 0 to go" in capsys.readouterr().out
-  longer = runs.run_jobs([job(**{"train.epochs": "2"})], tmp_path)["mf-seed0"]
+  longer = study.run_jobs([job(**{"train.epochs": "2"})], tmp_path)["mf-seed0"]
   assert longer["epochs_run"] == 2 and first["epochs_run"] == 1
   stored = (tmp_path / "mf-seed0" / "config.json").read_text()
-  with pytest.raises(SystemExit, match="mf-seed0: holds a run with a different config"):
-    runs.run_jobs([job(**{"train.epochs": "2", "optim.lr": "0.5"})], tmp_path)
-  with pytest.raises(SystemExit, match=r"can only raise it \(config.train.epochs=1\)"):
-    runs.run_jobs([job(**{"train.epochs": "1"})], tmp_path)
+  with pytest.raises(train.TrainingError, match="mf-seed0: holds a run with a different config"):
+    study.run_jobs([job(**{"train.epochs": "2", "optim.lr": "0.5"})], tmp_path)
+  with pytest.raises(train.TrainingError, match=r"can only raise it \(config.train.epochs=1\)"):
+    study.run_jobs([job(**{"train.epochs": "1"})], tmp_path)
   assert (tmp_path / "mf-seed0" / "config.json").read_text() == stored

@@ -1,11 +1,13 @@
 """Cold start: does auxiliary information help items with few or no training interactions?
 
-    python experiments/cold_start.py --dataset ../shared/data/bench/ml-100k-kg \
-        --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table2 --out docs/results/cold-ml-100k-kg [--models mf kgat_ax] [--buckets-only]
-        [--cold-only] [--cold-seeds 0] [--untagged]
+    python experiments/studies/cold_start.py --dataset ../shared/data/bench/ml-100k-kg \
+        --seeds 0 1 2 --root runs/table2 --out docs/results/cold-ml-100k-kg \
+        [--models mf kgat_ax] [--buckets-only] [--cold-only] [--cold-seeds 0] [--untagged] \
+        [--recipe configs/recipes/pretrained_mf.py] \
+        [--config.data.aux_from=../shared/data/raw/recbole-ml-100k]
 
-(a) Cold items: every model is trained again (runs cold-MODEL-seedS) with data.cold_items=0.1:
+(a) Cold items: every model is trained again (runs cold-MODEL-seedS, a fine-tune from the cold
+run of the model it starts from) with data.cold_items=0.1:
 a seeded 10% of the items lose all their train and validation pairs to test (they keep their KG
 and aux edges), and test recall@20 and AUC are measured against the cold items' test pairs only,
 ranking all items, and recall@20 again ranking the cold items only.
@@ -22,7 +24,6 @@ items are excluded from the ranking as usual. Writes OUT.md (two tables), OUT.js
 """
 
 import pathlib
-import sys
 
 import matplotlib
 import numpy as np
@@ -30,10 +31,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import runs  # noqa: E402
-import table2  # noqa: E402
-from kgax import evaluate, inference, sampling, train  # noqa: E402
+import common  # noqa: E402
+from kgax import evaluate, inference, sampling, study  # noqa: E402
 from kgax.data import io, load, movielens  # noqa: E402
 
 MODELS = ("mf", "kgat", "kgat_ax")
@@ -51,7 +50,7 @@ def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("reca
     return {"recall@20": float("nan"), "auc": float("nan")}
   ev = evaluate.Evaluator(run.ds.n_users, run.ds.n_items, s.test[keep & ~skip],
                           np.concatenate([s.train, s.valid, s.test[skip]]), ks=(20,),
-                          metrics=metrics, batch_size=run.config.eval.batch_size)
+                          metrics=metrics, batch_size=run.opts.eval.batch_size)
   return evaluate_fn(run.params, ev)
 
 
@@ -61,7 +60,7 @@ def tagged_test_pairs(run: inference.Run) -> np.ndarray:
   The reader builds user-tag and movie-tag aux facts from every tag application, so such a pair
   is linked through a tag node whatever the split.
   """
-  folder = pathlib.Path(run.config.data.name)
+  folder = pathlib.Path(run.opts.data.name)
   tags = movielens.read_tags(folder)
   if tags is None:
     raise SystemExit(f"cold_start.py --untagged: no MovieLens tags file in {folder}")
@@ -83,27 +82,26 @@ def cold_item_metrics(workdir: pathlib.Path, untagged: bool = False) -> tuple[di
   """Cold-item recall@20 and AUC ranking all items, and recall@20 ranking the cold items only;
   with `untagged`, the test pairs whose user tagged the item are left out (`tagged_test_pairs`)."""
   run = inference.Run.open(workdir)
-  cold = load.cold_item_ids(run.ds.n_items, run.config.data.cold_items,
-                            run.config.data.split_seed)
+  cold = load.cold_item_ids(run.ds.n_items, run.opts.data.cold_items, run.opts.data.split_seed)
   keep = np.isin(run.split.test[:, 1], cold)
   skip = tagged_test_pairs(run) & keep if untagged else np.zeros(len(keep), bool)
   info = {"items": len(cold), "test_pairs": int((keep & ~skip).sum()),
           "tagged_pairs_left_out": int(skip.sum())}
-  out = metrics_on(run, train.make_evaluate(run.config, run.graph), keep, ("recall", "auc"), skip)
+  out = metrics_on(run, run.exp.evaluate_fn(), keep, ("recall", "auc"), skip)
   # Ranked among the cold items only (item k of this evaluator is cold[k]; they have no train or
   # validation pair to exclude): how well the model orders new items for a user.
   index = np.full(run.ds.n_items, -1)
   index[cold] = np.arange(len(cold))
   relabel = lambda m: np.stack([run.split.test[m, 0], index[run.split.test[m, 1]]], 1)
   ev = evaluate.Evaluator(run.ds.n_users, len(cold), relabel(keep & ~skip), relabel(skip),
-                          ks=(20,), metrics=("recall",), batch_size=run.config.eval.batch_size)
-  among = train.make_evaluate(run.config, run.graph, cold)(run.params, ev)["recall@20"]
+                          ks=(20,), metrics=("recall",), batch_size=run.opts.eval.batch_size)
+  among = run.exp.evaluate_fn(cold)(run.params, ev)["recall@20"]
   return dict(out, among=among), info
 
 
 def bucket_recall(workdir: pathlib.Path) -> tuple[dict[str, float], dict[str, int]]:
   run = inference.Run.open(workdir)
-  evaluate_fn = train.make_evaluate(run.config, run.graph)
+  evaluate_fn = run.exp.evaluate_fn()
   masks = bucket_masks(run)
   return ({b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()},
           {b: int(keep.sum()) for b, keep in masks.items()})
@@ -136,39 +134,40 @@ def main(argv=None):
                    help="seeds of the cold-item runs (default: --seeds)")
     p.add_argument("--untagged", action="store_true",
                    help="MovieLens with tags: leave out cold test pairs whose user tagged the item")
-  args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
-                                    extra=extra)
+  args, overrides = common.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
+                                      extra=extra)
   if args.buckets_only and args.cold_only:
     raise SystemExit("cold_start.py: --buckets-only and --cold-only exclude each other")
   cold_seeds = args.cold_seeds or args.seeds
-  cold_jobs = []
-  for model in [] if args.buckets_only else table2.run_order(args, args.models):
-    cfg = table2.model_config(model, args, overrides, prefix="cold-")
+
+  def cold_split(cfg):
     cfg.data.cold_items = COLD
     cfg.train.train_item_negatives = True
-    cold_jobs += runs.seed_jobs(cfg, cold_seeds, f"cold-{model}")
-  normal_jobs = [] if args.cold_only else table2.jobs(args, overrides, args.models)
-  results = runs.run_jobs(normal_jobs + cold_jobs, args.root)
+
+  normal_jobs = [] if args.cold_only else common.jobs(args, overrides, args.models)
+  cold_jobs = [] if args.buckets_only else common.jobs(
+      args, overrides, args.models, prefix="cold-", change=cold_split, seeds=cold_seeds)
+  results = study.run_jobs(normal_jobs + cold_jobs, args.root)
   root = pathlib.Path(args.root)
   cold, buckets, cold_rows, bucket_rows = {}, {}, [], []
   for model in args.models:
     if not args.buckets_only:
-      cold_runs = table2.of_model(results, f"cold-{model}")
+      cold_runs = study.of_model(results, f"cold-{model}")
       measured = [cold_item_metrics(root / name, args.untagged) for name in cold_runs]
       cold_info = measured[0][1]
-      cold[model] = {"cold recall@20": runs.mean_std([m["recall@20"] for m, _ in measured]),
-                     "cold auc": runs.mean_std([m["auc"] for m, _ in measured]),
-                     "cold-only recall@20": runs.mean_std([m["among"] for m, _ in measured]),
-                     "test recall@20": runs.summarize(cold_runs)["recall@20"]}
+      cold[model] = {"cold recall@20": study.mean_std([m["recall@20"] for m, _ in measured]),
+                     "cold auc": study.mean_std([m["auc"] for m, _ in measured]),
+                     "cold-only recall@20": study.mean_std([m["among"] for m, _ in measured]),
+                     "test recall@20": study.summarize(cold_runs)["recall@20"]}
       cold_rows.append(f"| {model} | " + " | ".join(
-          runs.fmt(cold[model][k]) for k in ("cold recall@20", "cold auc", "cold-only recall@20",
+          study.fmt(cold[model][k]) for k in ("cold recall@20", "cold auc", "cold-only recall@20",
                                              "test recall@20")) + " |")
     if args.cold_only:
       continue
-    per_seed = [bucket_recall(root / name) for name in table2.of_model(results, model)]
+    per_seed = [bucket_recall(root / name) for name in study.of_model(results, model)]
     counts = per_seed[0][1]
-    buckets[model] = {b: runs.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
-    bucket_rows.append(f"| {model} | " + " | ".join(runs.fmt(buckets[model][b]) for b in BUCKETS)
+    buckets[model] = {b: study.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
+    bucket_rows.append(f"| {model} | " + " | ".join(study.fmt(buckets[model][b]) for b in BUCKETS)
                        + " |")
   seeds = cold_seeds if args.cold_only else args.seeds
   md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {seeds})\n\n"
@@ -192,7 +191,7 @@ def main(argv=None):
            "header)\n\n| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"
            "|---|" + "---|" * len(BUCKETS) + "\n" + "\n".join(bucket_rows) + "\n")
     data["degree_buckets"] = {"test_pairs": counts, "models": buckets}
-  runs.write_outputs(args.out, md, data)
+  common.write_outputs(args.out, md, data)
   if not args.cold_only:
     plot(buckets, counts, pathlib.Path(args.out).with_suffix(".png"))
   return data

@@ -1,20 +1,20 @@
 """The paper's Figure 3: test Recall@K for K = 20..100 per model, and validation curves.
 
-    python experiments/figure3.py --dataset ../shared/data/bench/ml-100k-kg \
-        --aux-from ../shared/data/raw/recbole-ml-100k --seeds 0 1 2 \
-        --root runs/table2 --out docs/results/figure3-ml-100k-kg [--models mf kgat kgat_ax]
+    python experiments/studies/figure3.py --dataset ../shared/data/bench/ml-100k-kg --seeds 0 1 2 \
+        --root runs/table2 --out docs/results/figure3-ml-100k-kg [--models mf kgat kgat_ax] \
+        [--recipe configs/recipes/pretrained_mf.py] \
+        [--config.data.aux_from=../shared/data/raw/recbole-ml-100k]
 
 Reads the runs of a table2.py study with the same options (training any that are missing) and
 writes OUT.csv / OUT.png (Recall@K, mean over seeds) and OUT-curves.csv / OUT-curves.png
 (validation recall@20 per epoch, mean over the seeds that reached the epoch). A model fine-tuned
-from BPR-MF or LightGCN (--pretrain, --pretrain-from) has its epochs counted after the epochs of
-the run it started from (the mean of its seeds' best epochs there), so that its curve continues
-that run's.
+from another model's run (start.pretrained) has its epochs counted after the epochs of the run
+it started from (the mean of its seeds' best epochs there), so that its curve continues that
+run's.
 """
 
 import json
 import pathlib
-import sys
 
 import matplotlib
 import numpy as np
@@ -23,10 +23,9 @@ import pandas as pd
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import plot_curves  # noqa: E402
-import runs  # noqa: E402
+import common  # noqa: E402
 import table2  # noqa: E402
+from kgax import study  # noqa: E402
 
 KS = (20, 40, 60, 80, 100)
 
@@ -51,24 +50,24 @@ def plot(table: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str, path: pa
 
 
 def main(argv=None):
-  args, overrides = runs.study_args(__doc__, argv, default_root="runs/table2",
-                                    models=tuple(table2.MODELS))
-  study = table2.jobs(args, overrides, args.models)
-  for job in study:
+  args, overrides = common.study_args(__doc__, argv, default_root="runs/table2",
+                                      models=table2.MODELS)
+  jobs = common.jobs(args, overrides, args.models)
+  for job in jobs:
     if not set(KS) <= set(job.config.eval.ks):
       raise SystemExit(f"{job.name}: config.eval.ks={tuple(job.config.eval.ks)} lacks some of {KS}")
-  results = runs.run_jobs(study, args.root)
+  results = study.run_jobs(jobs, args.root)
   recall, curves = [], []
   for model in args.models:
-    per = table2.of_model(results, model)
+    per = study.of_model(results, model)
     for k in KS:
-      mean, std = runs.mean_std([r["test"][f"recall@{k}"] for r in per.values()])
+      mean, std = study.mean_std([r["test"][f"recall@{k}"] for r in per.values()])
       recall.append({"model": model, "K": k, "recall": mean, "std": std})
     by_epoch = {}
     for name in per:
       for epoch, value in valid_curve(pathlib.Path(args.root) / name).items():
         by_epoch.setdefault(epoch, []).append(value)
-    start = round(np.mean([plot_curves.pretraining(pathlib.Path(args.root) / name, "best_epoch")
+    start = round(np.mean([study.pretraining(pathlib.Path(args.root) / name, "best_epoch")
                            for name in per]))
     curves += [{"model": model, "epoch": start + e, "recall@20": np.mean(v), "seeds": len(v)}
                for e, v in sorted(by_epoch.items())]

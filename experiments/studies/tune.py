@@ -1,13 +1,13 @@
 """Hyperparameter selection on validation: one run per point of a grid, the best by validation.
 
-    python experiments/tune.py --config configs/mf.py:dataset=DIR --root runs/tune/mf \
+    python experiments/studies/tune.py --config configs/mf.py:dataset=DIR --root runs/tune/mf \
         [--grid optim.l2=1e-5,1e-3,1e-2] [--grid optim.lr=1e-3,5e-3] [--seed 0] [--config.k=v ...]
 
 Without --grid the config file's sweep(add) is the grid; several --grid options make a product.
 Each point trains in ROOT/<point> (finished points are skipped, so the script can be restarted).
 The winner is the point with the best validation `config.train.select_metric`; test metrics are
 shown next to it but never used. Writes ROOT/tune.json ({"best": {field: value}, "points": [...]})
-and ROOT/tune.md; the study scripts apply the winner with --tuned (see runs.py).
+and ROOT/tune.md; the study scripts apply the winner with --tuned (see common.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import json
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import runs  # noqa: E402
-from kgax import config as config_lib  # noqa: E402
+from kgax import config as config_lib, study
 
 
 def _split_values(values: str) -> list[str]:
@@ -60,8 +57,8 @@ def tune(config_spec: str, grid: list[dict], root, seed: int = 0, overrides=None
     cfg = config_lib.apply_overrides(base.copy_and_resolve_references(),
                                      {k: str(v) for k, v in point.items()})
     cfg.seed = seed
-    jobs.append(runs.Job(point_name(point), cfg))
-  results = runs.run_jobs(jobs, root)
+    jobs.append(study.Job(point_name(point), cfg))
+  results = study.run_jobs(jobs, root)
   metric = base.train.select_metric
   points = [{"overrides": {k: str(v) for k, v in point.items()}, "name": job.name,
              "valid": results[job.name]["valid"][metric],
