@@ -1,4 +1,5 @@
-"""The speed harness runs end to end and reports consistent figures (no wall-clock limits)."""
+"""experiments/perf (the speed harness) runs end to end and reports consistent figures (no
+wall-clock limits), and experiments/diagnostics/plot_curves.py reads workdirs."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import types
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
+sys.path.insert(0, str(REPO / "experiments" / "perf"))
+sys.path.insert(0, str(REPO / "experiments" / "diagnostics"))
 import bench  # noqa: E402
 
 
@@ -22,6 +24,7 @@ def test_bench_reports_every_figure(tmp_path, capsys):
               "compile_seconds", "peak_rss_bytes"):
     assert res[key] > 0, key
   assert res["epoch_measured"] and res["edges"] > 0 and 0 <= res["test_recall@20"] <= 1
+  assert (res["model"], res["variant"], res["batch_size"]) == ("kgat", "kgat", 128)
   # whole calls of equal length, at most steps_per_call (4) steps each, fewer repeats than calls
   calls = -(-res["cf_steps_per_epoch"] // 4)
   assert res["cf_steps_per_epoch"] % calls == 0
@@ -102,7 +105,7 @@ def test_plot_curves_writes_png(tmp_path, capsys):
   rows = [{"epoch": e, "split": "test", "wall": 10.0 * e, "recall@20": 0.1 * e} for e in (1, 2)]
   (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
   assert plot_curves.read_curve(run, "test", "recall@20", "wall") == ([10.0, 20.0], [0.1, 0.2])
-  (run / "config.json").write_text(json.dumps({"seed": 3, "model": {"pretrained": ""}}))
+  (run / "config.json").write_text(json.dumps({"seed": 3, "start": {"pretrained": ""}}))
   plot_curves.main([str(run), "--out", str(tmp_path / "c.png")])
   assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
   assert plot_curves.time_to([10.0, 20.0], [0.1, 0.2], 0.15) == 20.0
@@ -112,7 +115,7 @@ def test_plot_curves_writes_png(tmp_path, capsys):
   mf.mkdir()
   (mf / "results.json").write_text(json.dumps({"wall_seconds": 7.5}))
   (run / "config.json").write_text(json.dumps(
-      {"seed": 3, "model": {"pretrained": str(tmp_path / "mf-seed{seed}")}}))
+      {"seed": 3, "start": {"pretrained": str(tmp_path / "mf-seed{seed}")}}))
   assert plot_curves.pretraining(run) == 7.5
   plot_curves.main([str(run), "--hline", "0.15", "--out", str(tmp_path / "c.png")])
   assert "pretraining 8 s; test recall@20 0.15 at 28" in capsys.readouterr().out
@@ -132,7 +135,7 @@ def test_plot_curves_reports_the_best_validation_epoch(tmp_path, capsys):
       "epoch": 2, "valid": 0.3, "test": 0.31, "cf_loss": 0.4}   # the first of equal values
   assert (plot_curves.evaluations(run, "recall@20")
           == "1: 0.2000/0.2500 2: 0.3000/0.3100 3: 0.3000/-")
-  (run / "config.json").write_text(json.dumps({"seed": 0, "model": {}}))
+  (run / "config.json").write_text(json.dumps({"seed": 0, "start": {}}))
   plot_curves.main([str(run), "--split", "valid", "--x", "epoch", "--out", str(tmp_path / "v.png")])
   assert "best valid recall@20 0.3000 at epoch 2 (test 0.3100, cf_loss 0.4000)" in \
       capsys.readouterr().out
@@ -173,11 +176,19 @@ def test_bench_accelerator_script_writes_a_row_per_set(tmp_path):
   """The accelerator command (here on CPU, on the tiny preset) writes each set's JSON and log and
   one markdown table with a row per set; extra arguments reach bench.py."""
   env = dict(os.environ, SETS="tiny:1", PYTHON=sys.executable)
-  subprocess.run(["bash", "experiments/bench_accelerator.sh", str(tmp_path), "acc",
+  subprocess.run(["bash", "experiments/perf/bench_accelerator.sh", str(tmp_path), "acc",
                   "--config.train.batch_size=512"], cwd=REPO, env=env, check=True,
                  capture_output=True)
   res = json.loads((tmp_path / "acc-synthetic-tiny-kgat_ax.json").read_text())
-  assert res["batch_size"] == 512 and res["epoch_measured"]
+  assert res["batch_size"] == 512 and res["epoch_measured"] and res["variant"] == "kgat_ax"
+  assert res["layers"] == [64, 32, 16]   # the paper's layer (configs/recipes/paper.py)
   table = (tmp_path / "acc.md").read_text().splitlines()
   assert table[0].startswith("| dataset |") and len(table) == 3
   assert table[2].startswith("| synthetic-tiny |")
+
+
+def test_bench_header_and_missing_config(capsys):
+  assert bench.main(["--header"]) is None
+  assert capsys.readouterr().out.strip() == bench.HEADER
+  with pytest.raises(SystemExit):
+    bench.main(["--epochs", "1"])

@@ -1,13 +1,16 @@
-"""Step 1 of experiments/compare_recbole.py (no RecBole needed): atomic files and the log parser."""
+"""experiments/diagnostics/compare_recbole.py without RecBole: the atomic files, the settings,
+the log parser, the runner file and the kgax side's bench process."""
 
+import json
 import pathlib
+import py_compile
 import sys
 
 import numpy as np
 import pandas as pd
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "experiments"))
+sys.path.insert(0, str(REPO / "experiments" / "diagnostics"))
 import compare_recbole  # noqa: E402
 from kgax.data import kgat, split as split_lib  # noqa: E402
 
@@ -102,3 +105,25 @@ def test_table_with_evaluation_only():
   md = compare_recbole.table(rows).splitlines()
   assert md[2] == "| RecBole | KGAT | - | 3.00 | - | 1.00 |"
   assert md[3] == "| kgax | KGAT | 240.00 (est.) | 2.00 | - | 1.50 |"
+
+
+def test_runner_is_its_own_script_reading_the_settings_path(tmp_path):
+  """RecBole's side is a file of its own, run with the RecBole environment's python and given
+  the settings file (it cannot be imported here: no torch in kgax's environment)."""
+  assert compare_recbole.RUNNER.is_file() and compare_recbole.RUNNER.parent == \
+      compare_recbole.REQUIREMENTS.parent
+  py_compile.compile(str(compare_recbole.RUNNER), cfile=str(tmp_path / "r.pyc"), doraise=True)
+  text = compare_recbole.RUNNER.read_text()
+  assert "sys.argv[1]" in text and "kgax" not in text.split('"""')[2]
+  assert "import recbole" not in pathlib.Path(compare_recbole.__file__).read_text()
+
+
+def test_kgax_side_runs_bench_in_its_own_process(tmp_path):
+  folder = tmp_path / "work" / "synthetic-tiny"
+  folder.mkdir(parents=True)
+  tiny = {"train.batch_size": "128", "train.kg_batch_size": "256", "train.steps_per_call": "4",
+          "eval.batch_size": "64", "model.embed_dim": "16"}
+  res = compare_recbole.bench_kgax("synthetic-tiny", "kgat_ax", tiny, 0, folder)
+  assert (res["model"], res["variant"], res["batch_size"]) == ("kgat", "kgat_ax", 128)
+  assert res["layers"] == [64, 32, 16] and not res["epoch_measured"] and res["eval_seconds"] > 0
+  assert json.loads((tmp_path / "work" / "kgax-kgat_ax.json").read_text()) == res

@@ -1,19 +1,16 @@
 """How far a run's attention is from uniform: pi(h, r, t) / (1 / deg(h)) over the real edges.
 
-    python experiments/attention_stats.py runs/last-fm-s/kgat_ax-seed0 [--which best|latest]
+    python experiments/diagnostics/attention_stats.py runs/last-fm-s/kgat_ax-seed0 [--which best|latest]
 
 Prints, per layer, the mean of the ratio (1 by construction), its 1st and 99th percentiles and
 its maximum; a ratio of 1 everywhere is the mean aggregator.
 """
 
 import argparse
-import pathlib
-import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from kgax import inference  # noqa: E402
+from kgax import inference
 
 
 def ratio_to_uniform(run: inference.Run) -> np.ndarray:

@@ -1,15 +1,19 @@
 """RecBole 1.2.1's KGAT beside kgax's KGAT and KGAT-AX: seconds per epoch and per full evaluation.
 
-    python experiments/compare_recbole.py --dataset DIR [--epochs 2] [--out docs/bench/NAME] \
-        [--recbole-python .venv-recbole/bin/python] [--setup] [--config.train.batch_size=1024]
+    python experiments/diagnostics/compare_recbole.py --dataset DIR [--epochs 2] \
+        [--out docs/bench/NAME] [--recbole-python .venv-recbole/bin/python] [--setup] \
+        [--config.train.batch_size=1024]
 
-1. Writes the kgax dataset and its exact split (configs/kgat_ax.py's data config: same seed, same
+Both sides run the paper's hyperparameters (configs/recipes/paper.py: the paper's layer, lr
+1e-3, batch 1024, L2 1e-5).
+1. Writes the kgax dataset and its exact split (the recipe's data config: same seed, same
    validation) as RecBole atomic benchmark files in WORKDIR/<dataset>/.
-2. Runs RecBole's KGAT on them in a separate environment (experiments/recbole_requirements.txt;
-   `--setup` creates it), with kgax's sizes, batch size and learning rate; times each epoch (from
-   RecBole's log) and one full-ranking evaluation of the test users.
-3. Times kgax's KGAT and KGAT-AX with experiments/bench.py; prints a markdown table and writes
-   OUT.json and OUT.md.
+2. Runs RecBole's KGAT on them (recbole_runner.py) in a separate environment
+   (recbole_requirements.txt; `--setup` creates it), with kgax's sizes, batch size and learning
+   rate; times each epoch (from RecBole's log) and one full-ranking evaluation of the test users.
+3. Times kgax's KGAT and KGAT-AX with experiments/perf/bench.py, in a process of its own after
+   RecBole's, so that the two never share the cores; prints a markdown table and writes OUT.json
+   and OUT.md.
 """
 
 from __future__ import annotations
@@ -26,19 +30,24 @@ import sys
 import numpy as np
 import pandas as pd
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "experiments"))
-from kgax import config as config_lib  # noqa: E402
-from kgax.data import load  # noqa: E402
+from kgax import config as config_lib, options
+from kgax.data import load
 
-CONFIG = REPO / "configs" / "kgat_ax.py"
-REQUIREMENTS = REPO / "experiments" / "recbole_requirements.txt"
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RECIPE = REPO / "configs" / "recipes" / "paper.py"
+RUNNER = HERE / "recbole_runner.py"
+BENCH = REPO / "experiments" / "perf" / "bench.py"
+REQUIREMENTS = HERE / "recbole_requirements.txt"
 TORCH = "torch==2.13.0"   # installed alone first: pip then takes the CPU wheel of that version
 
 
+def kgax_spec(dataset: str, variant: str) -> str:
+  return f"{RECIPE}:model={variant},dataset={dataset}"
+
+
 def kgax_config(dataset: str, variant: str, overrides: dict[str, str]):
-  cfg = config_lib.load_file(f"{CONFIG}:dataset={dataset},variant={variant}")
+  cfg = config_lib.load_file(kgax_spec(dataset, variant))
   return config_lib.apply_overrides(cfg, overrides)
 
 
@@ -83,7 +92,7 @@ def convert(dataset: str, overrides: dict[str, str], workdir) -> tuple:
   Returns (config, dataset, split, folder, counts).
   """
   cfg = kgax_config(dataset, "kgat", overrides)
-  ds, split = load.load_split(cfg.data)
+  ds, split = load.load_split(options.parse(cfg).data)
   folder = pathlib.Path(workdir) / ds.name
   return cfg, ds, split, folder, write_atomic(ds, split, folder)
 
@@ -110,83 +119,6 @@ def recbole_settings(cfg, folder: pathlib.Path, n_items: int, epochs: int) -> di
   }
 
 
-# Written beside the atomic files and run with the RecBole environment's python.
-RUNNER = '''\
-"""RecBole 1.2.1 KGAT: trains, then times one full evaluation; settings from settings.json here."""
-
-import json
-import os
-import pathlib
-import time
-
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-
-import numpy as np
-import scipy.sparse as sp
-import torch
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.data.dataset.kg_dataset import KnowledgeBasedDataset
-from recbole.model.knowledge_aware_recommender.kgat import KGAT
-from recbole.trainer import KGATTrainer
-from recbole.utils import init_logger, init_seed
-
-_ckg_graph = KnowledgeBasedDataset.ckg_graph
-
-
-def ckg_graph(self, form="coo", value_field=None):
-  """No dgl graph (dgl does not import with this torch); KGAT's init_graph below needs none."""
-  return None if form == "dgl" else _ckg_graph(self, form, value_field)
-
-
-def init_graph(self):
-  """KGAT's initial attention, sum over relations r >= 1 of D_r^-1 A_r, built with scipy."""
-  n = self.matrix_size[0]
-  hs, ts, rs = (x.cpu().numpy() for x in (self.all_hs, self.all_ts, self.all_rs))
-  adj = sp.csr_matrix((n, n))
-  for r in range(1, self.n_relations):
-    m = rs == r
-    a = sp.csr_matrix((np.ones(m.sum()), (hs[m], ts[m])), shape=(n, n))
-    deg = np.asarray(a.sum(axis=1)).ravel()
-    adj = adj + sp.diags(np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)) @ a
-  adj = adj.tocoo()
-  indices = torch.from_numpy(np.vstack([adj.row, adj.col]).astype(np.int64))
-  values = torch.from_numpy(adj.data.astype(np.float32))
-  adj = torch.sparse_coo_tensor(indices, values, self.matrix_size, check_invariants=False)
-  return adj.coalesce().to(self.device)
-
-
-KnowledgeBasedDataset.ckg_graph = ckg_graph
-KGAT.init_graph = init_graph
-
-
-def main():
-  settings = json.loads((pathlib.Path(__file__).parent / "settings.json").read_text())
-  t0 = time.time()
-  config = Config(model="KGAT", dataset=settings.pop("dataset"), config_dict=settings)
-  init_seed(config["seed"], config["reproducibility"])
-  init_logger(config)
-  dataset = create_dataset(config)
-  train_data, _, test_data = data_preparation(config, dataset)
-  model = KGAT(config, train_data._dataset).to(config["device"])
-  trainer = KGATTrainer(config, model)
-  setup_s = time.time() - t0
-  trainer.fit(train_data, saved=False)
-  t0 = time.time()
-  result = trainer.evaluate(test_data, load_best_model=False)
-  eval_s = time.time() - t0
-  print(json.dumps({
-      "setup_seconds": setup_s, "eval_seconds": eval_s, "torch": torch.__version__,
-      "threads": torch.get_num_threads(), "users": dataset.user_num - 1,
-      "items": dataset.item_num - 1, "entities": dataset.entity_num - 1,
-      "relations": dataset.relation_num - 1, "ckg_edges": len(model.all_hs),
-      "test": {k: float(v) for k, v in result.items()}}), flush=True)
-
-
-if __name__ == "__main__":
-  main()
-'''
-
 _EPOCH = re.compile(r"epoch (\d+) training \[time: ([0-9.]+)s")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -198,14 +130,15 @@ def parse_epoch_times(log: str) -> list[float]:
 
 
 def run_recbole(python: str, folder: pathlib.Path, settings: dict) -> dict:
-  """Runs RUNNER with `python`, echoing and keeping its output; its last line is JSON."""
+  """Runs recbole_runner.py with `python`, echoing and keeping its output; its last line is
+  JSON."""
   if not os.path.exists(python):
     raise FileNotFoundError(f"{python}: no RecBole environment (create it with --setup)")
-  runner = folder.parent / "run_recbole.py"
-  runner.write_text(RUNNER)
-  (folder.parent / "settings.json").write_text(json.dumps(settings, indent=2))
+  settings_file = folder.parent / "settings.json"
+  settings_file.write_text(json.dumps(settings, indent=2))
   env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
-  proc = subprocess.Popen([os.path.abspath(python), runner.name], cwd=folder.parent,
+  proc = subprocess.Popen([os.path.abspath(python), str(RUNNER), str(settings_file.resolve())],
+                          cwd=folder.parent,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
   lines = []
   for line in proc.stdout:
@@ -221,6 +154,16 @@ def run_recbole(python: str, folder: pathlib.Path, settings: dict) -> dict:
   # --epochs 0 times the evaluation alone (of an untrained model: the cost is the same).
   res["epoch_seconds"] = float(np.median(res["epoch_times"])) if res["epoch_times"] else None
   return res
+
+
+def bench_kgax(dataset: str, variant: str, overrides: dict[str, str], epochs: int,
+               folder: pathlib.Path) -> dict:
+  """experiments/perf/bench.py's figures for `variant` under the recipe, in a new process."""
+  out = folder.parent / f"kgax-{variant}.json"
+  cmd = [sys.executable, str(BENCH), "--config", kgax_spec(dataset, variant), "--epochs",
+         str(epochs), "--out", str(out), *(f"--config.{k}={v}" for k, v in overrides.items())]
+  subprocess.run(cmd, check=True)
+  return json.loads(out.read_text())
 
 
 def setup_env(python: pathlib.Path) -> None:
@@ -274,8 +217,7 @@ def main(argv=None):
   recbole = run_recbole(args.recbole_python, folder,
                         recbole_settings(cfg, folder, ds.n_items, args.epochs))
 
-  import bench   # imports jax: after the RecBole run, so the two never share the cores
-  kgax = {v: bench.bench(kgax_config(args.dataset, v, overrides), args.epochs)
+  kgax = {v: bench_kgax(args.dataset, v, overrides, args.epochs, folder)
           for v in ("kgat", "kgat_ax")}
   rows = [{"system": f"RecBole 1.2.1 (torch {recbole['torch']})", "model": "KGAT",
            "epoch_seconds": recbole["epoch_seconds"], "eval_seconds": recbole["eval_seconds"],

@@ -1,6 +1,6 @@
 """Metric curves of finished or running workdirs, from their metrics.jsonl, as one PNG.
 
-    python experiments/plot_curves.py runs/a runs/b --split test --metric recall@20 --x wall \
+    python experiments/diagnostics/plot_curves.py runs/a runs/b --split test --metric recall@20 --x wall \
         --out docs/results/curves.png [--labels A B]
 
 Test-split rows exist when the run logged them (`--config.train.log_test=true`; reporting only,
@@ -17,6 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from kgax import study  # noqa: E402
 
 
 def _rows(workdir) -> list[dict]:
@@ -55,17 +57,12 @@ def evaluations(workdir, metric: str) -> str:
                   for e, v in sorted(by_epoch.items()))
 
 
-def pretraining(workdir, key: str = "wall_seconds") -> float:
-  """results[key] of the BPR-MF run a run started from (config.model.pretrained), else 0:
-  its wall seconds, or with key="best_epoch" the epoch of the checkpoint it started from."""
-  config = json.loads((pathlib.Path(workdir) / "config.json").read_text())
-  source = config.get("model", {}).get("pretrained")
-  if not source:
-    return 0.0
-  results = pathlib.Path(source.replace("{seed}", str(config["seed"]))) / "results.json"
-  if not results.is_file():
-    raise SystemExit(f"{workdir}: its pretraining run {results.parent} has no results.json")
-  return float(json.loads(results.read_text())[key])
+def pretraining(workdir) -> float:
+  """Wall seconds of the run a run started from (config.start.pretrained), else 0."""
+  try:
+    return study.pretraining(workdir)
+  except FileNotFoundError as e:
+    raise SystemExit(str(e)) from None
 
 
 def time_to(xs, ys, level: float):
@@ -82,7 +79,7 @@ def main(argv=None):
   p.add_argument("--x", default="wall", choices=("wall", "epoch"))
   p.add_argument("--hline", type=float, nargs="*", default=[], help="reference levels")
   p.add_argument("--no-pretraining-time", action="store_true",
-                 help="with --x wall, do not add the wall time of the MF run a run started from")
+                 help="with --x wall, do not add the wall time of the run a run started from")
   p.add_argument("--evals", action="store_true",
                  help="also print every evaluation of each run: epoch: valid/test")
   p.add_argument("--out", required=True)

@@ -1,6 +1,6 @@
 """Speed and memory of one configuration on one dataset, measured in one process.
 
-    python experiments/bench.py --config configs/kgat_ax.py:dataset=PATH_OR_NAME \
+    python experiments/perf/bench.py --config configs/kgat_ax.py:dataset=PATH_OR_NAME \
         [--config.train.batch_size=1024] [--epochs 1] [--out docs/bench/NAME.json]
 
 Measures, after a compile warm-up: seconds per CF step and per KG step, seconds per training epoch
@@ -8,17 +8,21 @@ Measures, after a compile warm-up: seconds per CF step and per KG step, seconds 
 thread during this one), one full-ranking evaluation of all test users, compile time, peak host
 RSS and peak device memory; prints a markdown row and writes JSON.
 
-    python experiments/bench.py --config ... --plan [--out PLAN.json]
+    python experiments/perf/bench.py --config ... --plan [--out PLAN.json]
 
 compiles the CF chunk, the KG chunk and the evaluation's propagation without running them and
 prints XLA's buffer assignment for each on the current backend (arguments, outputs, temporaries):
 whether a dataset fits a device before it is used. The figures are the compiler's for the backend
 it runs on; another backend fuses differently, so a plan made on CPU is an estimate for a GPU.
 
-    python experiments/bench.py --config ... --profile 2 [--out NAME.json]
+    python experiments/perf/bench.py --config ... --profile 2 [--out NAME.json]
 
 also traces 2 CF chunks and 2 KG chunks with jax.profiler after the timing and prints where the
 device time goes: each XLA op's total time, grouped into kinds (gather, scatter, matmul, ...).
+`--header` prints the header of the markdown rows (bench_accelerator.sh's table).
+
+The steps, optimizers, sampler and evaluation are training's own (kgax.experiment.build,
+kgax.pipeline, kgax.train.make_step_fns), so the figures are those of `kgax train`.
 """
 
 from __future__ import annotations
@@ -39,8 +43,7 @@ import warnings
 import jax
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from kgax import config as config_lib, evaluate, models, sharding, train  # noqa: E402
+from kgax import config as config_lib, evaluate, experiment, pipeline, sharding, train
 
 
 def _block(tree):
@@ -111,35 +114,52 @@ def profile_table(prof: dict) -> str:
   return "\n".join(rows)
 
 
-def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) -> dict:
-  if not cfg.model.use_kge:
+def _setup(cfg):
+  """The run's experiment, mesh, sampler, step functions and optimizers, as training builds
+  them; and the seconds the data and graph took."""
+  t0 = time.time()
+  exp = experiment.build(cfg)
+  t_data = time.time() - t0
+  opts = exp.opts
+  if not opts.model.use_kge:
     raise ValueError("bench times CF and KG steps: use a config that trains a KG loss "
                      "(config.model.use_kge=True)")
-  t0 = time.time()
-  ds, split, graph = train.setup(cfg)
-  t_data = time.time() - t0
   mesh = sharding.make_mesh()
-  graph = jax.device_put(graph, sharding.replicated(mesh))
-  sampler = train.make_sampler(cfg, ds, split, graph)
-  cf_fn, kg_fn = train.make_step_fns(cfg, mesh, sampler.steps)
-  evaluate_fn = train.make_evaluate(cfg, graph)
-  state = jax.device_put(train.init_state(cfg, graph), sharding.replicated(mesh))
-  params, opt_cf, opt_kg = state["params"], state["opt_cf"], state["opt_kg"]
-  spc = cfg.train.steps_per_call
+  sampler = pipeline.make_sampler(opts, exp.ds, exp.split, exp.graph)
+  cf_fn, kg_fn = train.make_step_fns(opts, mesh, sampler.steps)
+  tx_cf, tx_kg = experiment.make_optimizers(opts, sampler.steps)
+  return exp, mesh, sampler, (cf_fn, kg_fn), (tx_cf, tx_kg), t_data
 
-  prefetch = train.Prefetch(sampler, 0, epochs + 1)   # as in training: the next epoch's
-                                                      # batches are drawn during this one's steps
+
+def _facts(exp) -> dict:
+  ds, split, graph, opts = exp.ds, exp.split, exp.graph, exp.opts
+  return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+          "train": len(split.train), "test": len(split.test), "nodes": graph.n_nodes,
+          "edges": graph.n_real_edges, "model": opts.model.name, "variant": opts.name,
+          "batch_size": opts.train.batch_size, "layers": list(getattr(opts.model, "layers", ()))}
+
+
+def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) -> dict:
+  exp, mesh, sampler, (cf_fn, kg_fn), (tx_cf, tx_kg), t_data = _setup(cfg)
+  opts = exp.opts
+  graph = jax.device_put(exp.graph, sharding.replicated(mesh))
+  state = jax.device_put(exp.init_state(tx_cf, tx_kg), sharding.replicated(mesh))
+  params, opt_cf, opt_kg = state.params, state.opt_cf, state.opt_kg
+  spc = opts.train.steps_per_call
+
+  prefetch = pipeline.Prefetch(sampler, 0, epochs + 1)   # as in training: the next epoch's
+                                                         # batches are drawn during this one's
 
   def sample(epoch):
     cf, kg = prefetch(epoch)
-    return train._chunks(cf, spc), train._chunks(kg, spc)
+    return pipeline.chunks(cf, spc), pipeline.chunks(kg, spc)
 
   cf, kg = sample(0)
-  zeros = np.zeros((*cf.shape[1:3], 4), np.int32)
+  zeros = np.zeros((*cf.shape[1:3], 4), np.int32)   # no KG batch in a CF step (alternate)
   key = jax.random.key(0)
   t0 = time.time()
   params, opt_cf, _ = _block(cf_fn(params, opt_cf, graph, cf[0], zeros, key))
-  params, opt_kg, _ = _block(kg_fn(params, opt_kg, graph, kg[0]))
+  params, opt_kg, _ = _block(kg_fn(params, opt_kg, graph, kg[0], kg[0], key))
   compile_s = time.time() - t0
 
   def run_cf(params, opt, chunks, n):   # n chunks of CF steps, not waited for
@@ -149,7 +169,7 @@ def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) 
 
   def run_kg(params, opt, chunks, n):
     for c in range(min(n, chunks.shape[0])):
-      params, opt, _ = kg_fn(params, opt, graph, chunks[c])
+      params, opt, _ = kg_fn(params, opt, graph, chunks[c], chunks[c], key)
     return params, opt
 
   t0 = time.time()
@@ -177,18 +197,14 @@ def bench(cfg, epochs: int = 1, profile: int = 0, trace_dir: str | None = None) 
     prof = profile_summary(sorted(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True))[-1])
 
   prefetch.close()
-  ev = evaluate.Evaluator(ds.n_users, ds.n_items, split.test,
-                          np.concatenate([split.train, split.valid]), ks=tuple(cfg.eval.ks),
-                          batch_size=cfg.eval.batch_size, metrics=evaluate.RANKING_METRICS)
+  ev = exp.evaluator("test", evaluate.RANKING_METRICS)   # as training's test curve rows
+  evaluate_fn = exp.evaluate_fn()
   evaluate_fn(params, ev)   # compile
   t0 = time.time()
   metrics = evaluate_fn(params, ev)
   eval_s = time.time() - t0
   return {
-      "dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
-      "train": len(split.train), "test": len(split.test), "nodes": graph.n_nodes,
-      "edges": graph.n_real_edges, "model": cfg.model.name, "variant": cfg.model.get("variant"),
-      "batch_size": cfg.train.batch_size, "layers": list(cfg.model.layers),
+      **_facts(exp),
       "device": jax.devices()[0].device_kind, "n_devices": jax.device_count(),
       "jax": jax.__version__, "host": platform.processor() or platform.machine(),
       "data_seconds": t_data, "compile_seconds": compile_s,
@@ -224,34 +240,27 @@ def _buffers(jitted, *args) -> dict:
 def plan(cfg) -> dict:
   """Compiles without running: XLA's buffer sizes for a CF chunk, a KG chunk and the evaluation's
   propagation (see the module docstring)."""
-  t0 = time.time()
-  ds, split, graph = train.setup(cfg)
-  t_data = time.time() - t0
-  mesh = sharding.make_mesh()
-  sampler = train.make_sampler(cfg, ds, split, graph)
-  cf_fn, kg_fn = train.make_step_fns(cfg, mesh, sampler.steps)
-  state = jax.eval_shape(lambda: train.init_state(cfg, graph))
-  params, spc = state["params"], cfg.train.steps_per_call
+  exp, _, sampler, (cf_fn, kg_fn), (tx_cf, tx_kg), t_data = _setup(cfg)
+  opts, graph, lib = exp.opts, exp.graph, exp.lib
+  state = jax.eval_shape(lambda: exp.init_state(tx_cf, tx_kg))
+  spc, key = opts.train.steps_per_call, jax.random.key(0)
   t0 = time.time()
   cf, kg = sampler(0)
   t_sample = time.time() - t0
-  cf, kg = train._chunks(cf, spc)[0], train._chunks(kg, spc)[0]
+  cf, kg = pipeline.chunks(cf, spc)[0], pipeline.chunks(kg, spc)[0]
   zeros = np.zeros((*cf.shape[:2], 4), np.int32)
   t0 = time.time()
-  res = {"cf_chunk": _buffers(cf_fn, params, state["opt_cf"], graph, cf, zeros,
-                              jax.random.key(0)),
-         "kg_chunk": _buffers(kg_fn, params, state["opt_kg"], graph, kg)}
-  model_lib = models.get(cfg.model.name)
-  if hasattr(model_lib, "user_item_embeddings"):
-    embed = jax.jit(lambda p, g: model_lib.user_item_embeddings(p, g, cfg.model))
-    res["evaluation_propagation"] = _buffers(embed, params, graph)
-  return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
-          "train": len(split.train), "nodes": graph.n_nodes, "edges": graph.n_real_edges,
-          "model": cfg.model.name, "variant": cfg.model.get("variant"),
-          "batch_size": cfg.train.batch_size, "steps_per_chunk": int(cf.shape[0]),
-          "layers": list(cfg.model.layers), "backend": jax.default_backend(),
-          "device": jax.devices()[0].device_kind, "jax": jax.__version__,
-          "data_seconds": t_data, "sample_epoch_seconds": t_sample,
+  res = {"cf_chunk": _buffers(cf_fn, state.params, state.opt_cf, graph, cf, zeros, key),
+         "kg_chunk": _buffers(kg_fn, state.params, state.opt_kg, graph, kg, kg, key)}
+  if hasattr(lib, "user_item_embeddings"):
+    embed = jax.jit(lambda p, g: lib.user_item_embeddings(p, g, opts.model))
+    res["evaluation_propagation"] = _buffers(embed, state.params, graph)
+  facts = _facts(exp)
+  return {**{k: facts[k] for k in ("dataset", "users", "items", "train", "nodes", "edges",
+                                   "model", "variant", "batch_size")},
+          "steps_per_chunk": int(cf.shape[0]), "layers": facts["layers"],
+          "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
+          "jax": jax.__version__, "data_seconds": t_data, "sample_epoch_seconds": t_sample,
           "compile_seconds": time.time() - t0, "buffers": res}
 
 
@@ -286,8 +295,10 @@ HEADER = ("| dataset | device | CKG edges | CF step ms | KG step ms | epoch s | 
 
 def main(argv=None):
   overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
-  p = argparse.ArgumentParser(description=__doc__)
-  p.add_argument("--config", required=True)
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--config", help="configs/x.py[:arg] (or a recipe with its argument)")
+  p.add_argument("--header", action="store_true", help="print the markdown rows' header only")
   p.add_argument("--epochs", type=int, default=1,
                  help="full epochs to time (0: estimate from the step times)")
   p.add_argument("--plan", action="store_true",
@@ -297,6 +308,11 @@ def main(argv=None):
   p.add_argument("--trace-dir", default=None, help="where --profile writes the trace")
   p.add_argument("--out", default=None)
   args = p.parse_args(rest)
+  if args.header:
+    print(HEADER)
+    return None
+  if not args.config:
+    p.error("--config is required")
   cfg = config_lib.apply_overrides(config_lib.load_file(args.config), overrides)
   if args.plan:
     res = plan(cfg)

@@ -1,6 +1,6 @@
 """Where one full-ranking evaluation batch spends its time, on random data of a given shape.
 
-    python experiments/bench_eval.py [--users 256] [--items 48123] [--dim 176] [--truth 13] \
+    python experiments/perf/bench_eval.py [--users 256] [--items 48123] [--dim 176] [--truth 13] \
         [--all-users 23566]
 
 Times (after a compile call, median of --repeat runs): the score product [users, dim] x
@@ -14,16 +14,13 @@ With --all-users M, also the ranking metrics of M users through `evaluate.Evalua
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from kgax import evaluate  # noqa: E402
+from kgax import evaluate
 
 
 def timed(fn, *args, repeat: int) -> float:

@@ -5,7 +5,7 @@ Writes ratings.csv (138,493 users, 27,278 movies, 20,000,263 ratings, sorted by 
 1,128 tags = 11,709,768 rows), genome-tags.csv, movies.csv and tags.csv (465,564 applications),
 then reads the folder in a fresh process and reports wall seconds and that process's peak RSS.
 
-  python experiments/bench_reader.py [--dir DIR] [--out results.json] [--seed 0]
+  python experiments/perf/bench_reader.py [--dir DIR] [--out results.json] [--seed 0]
 
 --dir keeps the files (and reuses them when DIR already has ratings.csv); without it they go to a
 temporary folder that is removed afterwards.

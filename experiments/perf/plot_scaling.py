@@ -1,6 +1,6 @@
 """Epoch time against graph size, from bench.py JSON files, as a PNG (log-log) and a markdown table.
 
-    python experiments/plot_scaling.py docs/bench/cpu-*.json --out docs/bench/scaling-cpu.png
+    python experiments/perf/plot_scaling.py docs/bench/cpu-*.json --out docs/bench/scaling-cpu.png
 
 One line per (device, variant, batch size); x = CKG edges, y = seconds per training epoch
 (estimated epochs, from step times, are drawn hollow).
