@@ -364,3 +364,26 @@ def test_run_jobs_reuses_extends_or_refuses_a_finished_run(tmp_path, capsys):
   with pytest.raises(train.TrainingError, match=r"can only raise it \(config.train.epochs=1\)"):
     study.run_jobs([job(**{"train.epochs": "1"})], tmp_path)
   assert (tmp_path / "mf-seed0" / "config.json").read_text() == stored
+
+
+def test_controls_study_trains_each_control_and_reuses_the_source_run(tmp_path, capsys):
+  """controls.py: KGAT under full / none / shuffled / no_aux, each starting from the one
+  LightGCN run on the full data; the runs see the control (no triples, permuted tails, no aux)
+  and the table has a row per control."""
+  import controls
+  argv = one_seed(BASE) + ["--models", "kgat", "--root", str(tmp_path / "runs"),
+                           "--out", str(tmp_path / "controls")]
+  data = controls.main(argv)
+  names = sorted(p.parent.name for p in results_json(tmp_path))
+  assert names == ["kgat-seed0", "lightgcn-seed0", "no_aux-kgat-seed0", "none-kgat-seed0",
+                   "shuffled-kgat-seed0"]
+  for control, kg in (("none", "none"), ("shuffled", "shuffled")):
+    stored = json.loads((tmp_path / "runs" / f"{control}-kgat-seed0" / "config.json").read_text())
+    assert stored["data"]["kg"] == kg
+    assert stored["start"]["pretrained"] == str(tmp_path / "runs" / "lightgcn-seed{seed}")
+  full = json.loads((tmp_path / "runs" / "kgat-seed0" / "results.json").read_text())
+  none = json.loads((tmp_path / "runs" / "none-kgat-seed0" / "results.json").read_text())
+  assert none["dataset"]["edges"] < full["dataset"]["edges"]
+  assert set(data["models"]["kgat"]) == {"full", "none", "shuffled", "no_aux"}
+  rows = [l for l in (tmp_path / "controls.md").read_text().splitlines() if l.startswith("| kgat")]
+  assert len(rows) == 4
