@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from kgax import config as config_lib, graph as graph_lib, sampling, train
+from kgax import config as config_lib, experiment, pipeline, sampling
 from kgax.data import load
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -106,10 +106,10 @@ def test_cold_items_are_negatives_only_when_asked(train_items):
   cfg = config_lib.load_file(str(REPO / "configs" / "test.py"))
   cfg.data.cold_items = 0.2
   cfg.train.train_item_negatives = train_items
-  ds, split = load.load_split(cfg.data)
-  graph = graph_lib.build_graph(ds, split.train)
+  exp = experiment.build(cfg)
+  ds = exp.ds
   cold = load.cold_item_ids(ds.n_items, 0.2, cfg.data.split_seed)
-  cf, _ = train.make_sampler(cfg, ds, split, graph)(0)
+  cf, _ = pipeline.make_sampler(exp.opts, ds, exp.split, exp.graph)(0)
   drawn_cold = np.isin(cf[..., 2], cold).any()
   assert drawn_cold != train_items
   assert not np.isin(cf[..., 1], cold).any()   # never a positive either way
