@@ -1,4 +1,4 @@
-"""Full-ranking evaluation (SPEC section 5): Recall, Precision, Hit and NDCG at K, and AUC.
+"""Full-ranking evaluation (docs/model.md §5): Recall, Precision, Hit and NDCG at K, and AUC.
 
 Every user with at least one truth (test or validation) item is scored against all items, with
 the excluded items (train, and validation when testing) removed. Users go through the device in

@@ -1,4 +1,4 @@
-"""MovieLens releases to the collaborative knowledge graph of SPEC section 4.
+"""MovieLens releases to the collaborative knowledge graph of docs/model.md §4.
 
 CSV releases (ml-20m, ml-25m, ml-latest, ml-latest-small): ratings.csv, and optionally movies.csv,
 tags.csv, genome-scores.csv, genome-tags.csv. Older releases: ml-100k (u.data, u.item, u.user) and

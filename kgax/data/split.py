@@ -1,4 +1,4 @@
-"""Seeded, deterministic train / validation / test splits (SPEC section 4, paper section 4.1)."""
+"""Seeded, deterministic train / validation / test splits (docs/model.md §4, paper section 4.1)."""
 
 from __future__ import annotations
 

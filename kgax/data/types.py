@@ -26,7 +26,7 @@ class DataError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class AuxFacts:
-  """Auxiliary facts (owner, attribute, value, weight) of SPEC section 1.
+  """Auxiliary facts (owner, attribute, value, weight) of docs/model.md §1.
 
   Each distinct (attribute, value) is an aux node; `node_attr[n]` is its attribute and
   `node_names[n]` a readable "attribute=value". An owner is an entity (`owner_is_user` False) or a

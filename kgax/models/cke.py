@@ -2,7 +2,7 @@
 
     item vector   x_i = e_i + v_i                (v_i: item i's TransR entity embedding)
     score(u, i)   = e_u . x_i                    trained with BPR (cf_loss)
-    kg_loss       TransR (SPEC 2.1) on (h, r, t, t') KG triples, in the loop's KG phase
+    kg_loss       TransR (docs/model.md §2.1) on (h, r, t, t') KG triples, in the loop's KG phase
 
 The KG phase must draw item-KG triples only (KG relations and their inverses, negatives among
 the entities): `config.model.kg_triples = "kg"`. Relations keep their CKG ids, so the relation
@@ -63,6 +63,6 @@ def cf_loss(params, graph: Graph, m, batch: jax.Array, rng: jax.Array, l2: float
 
 
 def kg_loss(params, graph: Graph, m, batch: jax.Array, l2: float) -> jax.Array:
-  """TransR on a batch [B, 4] of (h, r, t, t') entity/relation ids: KGAT-AX's KG loss (SPEC 2.1)
-  over the entity table."""
+  """TransR on a batch [B, 4] of (h, r, t, t') entity/relation ids: KGAT-AX's KG loss
+  (docs/model.md §2.1) over the entity table."""
   return kgat.kg_loss(params, graph, m, batch, l2)
