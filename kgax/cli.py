@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
       return args.fn(args, overrides)
     return args.fn(args)
   except (DataError, config_lib.ConfigError, OSError, RuntimeError) as e:
+    sys.unraisablehook = lambda _: None   # a damaged checkpoint's abandoned reads, at exit
     print(f"kgax: error: {e}", file=sys.stderr)
     return 2
   except ValueError as e:   # bad config values are reported on one line
