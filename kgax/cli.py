@@ -1,4 +1,4 @@
-"""The `kgax` command: data, train, evaluate, recommend, run."""
+"""The `kgax` command: data, train, evaluate, recommend, run, sweep."""
 
 from __future__ import annotations
 
@@ -144,6 +144,51 @@ def _run(args, overrides) -> int:
   return 0
 
 
+def _grid_values(text: str) -> list[str]:
+  """"1e-3,5e-3" -> ["1e-3", "5e-3"]; commas inside brackets stay ("(16,8),(32,16)")."""
+  values, depth, item = [], 0, ""
+  for ch in text:
+    depth += ch in "([{"
+    depth -= ch in ")]}"
+    if ch == "," and depth == 0:
+      values.append(item)
+      item = ""
+    else:
+      item += ch
+  return [v for v in values + [item] if v]
+
+
+def _sweep(args, overrides) -> int:
+  """Every seed x grid point, stacked into one vmapped program per group; one table."""
+  from kgax import sweep
+  cfg = config_lib.apply_overrides(config_lib.load_file(args.config), overrides)
+  grid = {}
+  for item in args.grid:
+    field, eq, values = item.partition("=")
+    if not eq or not _grid_values(values):
+      raise config_lib.ConfigError(f"--grid {item}: expected FIELD=V1,V2,...")
+    grid[field] = _grid_values(values)
+  width = {"auto": "auto", "all": None}.get(args.width, args.width)
+  if isinstance(width, str) and width != "auto":
+    if not width.isdigit() or int(width) < 1:
+      raise config_lib.ConfigError(f"--width {width}: expected auto, all or a positive integer")
+    width = int(width)
+  results = sweep.sweep(cfg, args.seeds, grid, args.workdir, width=width)
+  width = max(len(n) for n in results)
+  print(f"\n| {'run'.ljust(width)} | best epoch | valid recall@20 | test recall@20 |")
+  print(f"|{'-' * (width + 2)}|-----------:|----------------:|---------------:|")
+  failed = 0
+  for name, r in results.items():
+    if "error" in r:
+      failed += 1
+      print(f"| {name.ljust(width)} | failed: {r['error']} |")
+      continue
+    valid, test = (r[split].get("recall@20", float("nan")) for split in ("valid", "test"))
+    print(f"| {name.ljust(width)} | {r['best_epoch']:10d} | {valid:15.4f} | {test:14.4f} |")
+  print(f"\nworkdirs: {pathlib.Path(args.workdir) / 'RUN'}")
+  return 1 if failed else 0
+
+
 def _protocol():
   from kgax import study
   return study.PROTOCOL
@@ -206,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
   s.add_argument("--recipe", default="", help="a recipe file (configs/recipes/*.py) instead "
                  "of each model's config file")
   s.set_defaults(fn=_run, takes_overrides=True)
+
+  s = sub.add_parser("sweep", help="seeds x grid points of one config, trained together as one "
+                     "vmapped program per group of runs; one table")
+  s.add_argument("--config", required=True, help="configs/x.py[:arg]")
+  s.add_argument("--seeds", type=int, nargs="+", default=[0])
+  s.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                 help="a dotted config field and its values (repeatable)")
+  s.add_argument("--workdir", required=True, help="root of the runs' workdirs")
+  s.add_argument("--width", default="auto", help="runs per vmap: auto (all on an accelerator, "
+                 "1 on a CPU: lax.map), all, or N")
+  s.set_defaults(fn=_sweep, takes_overrides=True)
   return p
 
 
@@ -215,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides, rest = config_lib.split_overrides(argv)
     args = build_parser().parse_args(rest)
     if overrides and not getattr(args, "takes_overrides", False):
-      raise config_lib.ConfigError("--config.* overrides only apply to 'kgax train' and "
-                                   "'kgax run'")
+      raise config_lib.ConfigError("--config.* overrides only apply to 'kgax train', "
+                                   "'kgax run' and 'kgax sweep'")
     if getattr(args, "takes_overrides", False):
       return args.fn(args, overrides)
     return args.fn(args)

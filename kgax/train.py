@@ -296,6 +296,16 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
     prefetch.close()
     bar.close()
     log.close()
+  return finish_run(exp, wd, ckpt, state, evaluate_fn=evaluate_fn, valid_eval=valid_eval,
+                    test_eval=test_eval, t_start=t_start, epoch_times=epoch_times)
+
+
+def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpoints,
+               state: TrainState, *, evaluate_fn, valid_eval, test_eval, t_start: float,
+               epoch_times: list[float]) -> dict[str, Any]:
+  """The end of a run: saves the last state, restores the best checkpoint, evaluates it on
+  validation and test and writes (and returns) results.json's dict."""
+  opts = exp.opts
   ckpt.save(int(state.epoch), _state_dict(state), None)
   ckpt.wait()
   faults.point("before_results")
@@ -325,4 +335,4 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
 
 
 __all__ = ["TrainingError", "WorkdirError", "train_and_evaluate", "config_difference",
-           "make_step_fns", "train_epoch"]
+           "make_step_fns", "train_epoch", "finish_run"]
