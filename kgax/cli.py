@@ -174,17 +174,17 @@ def _sweep(args, overrides) -> int:
       raise config_lib.ConfigError(f"--width {width}: expected auto, all or a positive integer")
     width = int(width)
   results = sweep.sweep(cfg, args.seeds, grid, args.workdir, width=width)
-  width = max(len(n) for n in results)
-  print(f"\n| {'run'.ljust(width)} | best epoch | valid recall@20 | test recall@20 |")
-  print(f"|{'-' * (width + 2)}|-----------:|----------------:|---------------:|")
+  col = max(len(n) for n in results)
+  print(f"\n| {'run'.ljust(col)} | best epoch | valid recall@20 | test recall@20 |")
+  print(f"|{'-' * (col + 2)}|-----------:|----------------:|---------------:|")
   failed = 0
   for name, r in results.items():
     if "error" in r:
       failed += 1
-      print(f"| {name.ljust(width)} | failed: {r['error']} |")
+      print(f"| {name.ljust(col)} | failed: {r['error']} |")
       continue
     valid, test = (r[split].get("recall@20", float("nan")) for split in ("valid", "test"))
-    print(f"| {name.ljust(width)} | {r['best_epoch']:10d} | {valid:15.4f} | {test:14.4f} |")
+    print(f"| {name.ljust(col)} | {r['best_epoch']:10d} | {valid:15.4f} | {test:14.4f} |")
   print(f"\nworkdirs: {pathlib.Path(args.workdir) / 'RUN'}")
   return 1 if failed else 0
 
