@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import pathlib
 
 import ml_collections
@@ -112,17 +111,3 @@ def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
       rest.append(arg)
     i += 1
   return overrides, rest
-
-
-def from_json(path: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """The resolved config saved in a workdir."""
-  from kgax.workdir import read_json
-  path = pathlib.Path(path)
-  data = read_json(path)
-  if data is None:
-    raise ConfigError(f"{path}: not found (is this a kgax workdir?)")
-  def tuples(x):
-    if isinstance(x, dict):
-      return {k: tuples(v) for k, v in x.items()}
-    return tuple(x) if isinstance(x, list) else x
-  return ml_collections.ConfigDict(tuples(data))

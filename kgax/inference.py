@@ -64,8 +64,6 @@ class Run:
   def lib(self):
     return self.exp.lib
 
-  model = lib
-
   @property
   def ds(self) -> Dataset:
     return self.exp.ds
