@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from kgax import checkpoint, experiment, faults, options, pipeline, pretrained, sharding
 from kgax.experiment import TrainState
-from kgax.workdir import Workdir, WorkdirError
+from kgax.workdir import Workdir
 
 
 class TrainingError(RuntimeError):
@@ -188,7 +188,8 @@ def _validate(state: TrainState, *, opts, evaluate_fn, valid_eval, test_eval, lo
   epoch = int(state.epoch)
   metrics = evaluate_fn(state.params, valid_eval)
   value = metrics[opts.train.select_metric]
-  improved = value > float(state.best)
+  # compared at the precision the best is stored in: an equal score is not an improvement
+  improved = np.float32(value) > np.float32(state.best)
   state = state.replace(
       best=jnp.asarray(max(value, float(state.best)), jnp.float32),
       best_epoch=jnp.asarray(epoch if improved else int(state.best_epoch), jnp.int32),
@@ -334,5 +335,5 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
   return results
 
 
-__all__ = ["TrainingError", "WorkdirError", "train_and_evaluate", "config_difference",
+__all__ = ["TrainingError", "train_and_evaluate", "config_difference",
            "make_step_fns", "train_epoch", "finish_run"]

@@ -480,3 +480,31 @@ def test_tensorboard_events_hold_the_logged_curves(trained):
   valid = [r["recall@20"] for r in rows if r.get("split") == "valid"]
   # tags cannot hold "@": recall@20 is logged as recall_20
   np.testing.assert_allclose([v for _, v in scalars["valid/recall_20"]], valid, rtol=1e-6)
+
+
+def test_an_equal_validation_score_is_not_an_improvement():
+  """The best is stored as float32; a float64 score equal to it after rounding (here one above
+  its own float32 rounding) must not count as an improvement, or plateaus never stop."""
+  import jax.numpy as jnp
+  value = 0.1194444457689921            # > float(np.float32(value)) = 0.11944444477558136
+  assert value > float(np.float32(value))
+  saved = []
+
+  class Log:
+    def write(self, **row):
+      pass
+
+  class Ckpt:
+    def save(self, step, state, best_value):
+      saved.append(best_value)
+
+  opts = experiment.options.parse(_test_config())
+  state = experiment.TrainState(params={}, opt_cf=(), opt_kg=(), epoch=jnp.asarray(4),
+                                best=jnp.asarray(value, jnp.float32),
+                                best_epoch=jnp.asarray(2), bad_evals=jnp.asarray(0))
+  out = train._validate(state, opts=opts, evaluate_fn=lambda p, ev: {"recall@20": value},
+                        valid_eval=None, test_eval=None, log=Log(), ckpt=Ckpt(), t_start=0.0)
+  assert int(out.best_epoch) == 2 and int(out.bad_evals) == 1 and saved == [None]
+  better = train._validate(state, opts=opts, evaluate_fn=lambda p, ev: {"recall@20": 0.2},
+                           valid_eval=None, test_eval=None, log=Log(), ckpt=Ckpt(), t_start=0.0)
+  assert int(better.best_epoch) == 4 and int(better.bad_evals) == 0 and saved[-1] == 0.2
