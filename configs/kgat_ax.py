@@ -63,6 +63,8 @@ def get_config(arg: str | None = None):
   c.train.eval_every = 2
   c.train.patience = 15
   variant(c, args.variant)
+  if c.model.fusion == "none":   # no W_f to hold near the identity
+    c.model.fusion_l2 = 0.0
   if args.variant == "kgat":   # no weights to start neutral; unscaled rows
     c.start.scale, c.start.neutral = 1.0, ""
   return c

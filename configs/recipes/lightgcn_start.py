@@ -39,22 +39,11 @@ def starts_from(model: str) -> str | None:
 
 def get_config(arg: str | None = None):
   args = paper.parse(arg)
-  c = paper.base(args.model, args.dataset)
-  c.optim.l2 = 1e-2
+  if args.model == "lightgcn" or args.model in paper.FAMILY:
+    # the recommended protocol: configs/lightgcn.py, and configs/kgat_ax.py for the family
+    c = paper.recommended(args.model, args.dataset)
+  else:
+    c = paper.base(args.model, args.dataset)
+    c.optim.l2 = 1e-2
   c.train.log_test = True
-  if args.model == "lightgcn":
-    c.optim.lr, c.optim.l2 = 5e-3, 1e-3
-    c.train.epochs, c.train.patience = 300, 5
-  elif args.model in paper.FAMILY:
-    m = c.model
-    m.aggregator, m.combine, m.normalize_layers = "linear", "mean", False
-    m.layers, m.message_dropout = (64, 64, 64), 0.0
-    c.start.spread = 2
-    c.optim.lr, c.optim.kg_lr, c.optim.lr_schedule = 1e-3, 1e-4, "cosine"
-    c.train.batch_size = 4096
-    c.train.epochs, c.train.eval_every, c.train.patience = 30, 2, 15
-    if args.model != "kgat":   # KGAT's message e_t has no weights to start at zero
-      c.start.scale, c.start.neutral = 4.0, "zero"
-    if args.model not in ("kgat", "no_aux"):   # the variants with a fusion
-      m.fusion_l2 = 1.0
   return c

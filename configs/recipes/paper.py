@@ -38,6 +38,13 @@ def base(model: str, dataset: str):
   return c
 
 
+def recommended(model: str, dataset: str):
+  """`model`'s own config file (configs/<model>.py): its recommended settings, which recipes
+  reuse instead of restating them."""
+  from kgax import study
+  return study.model_config(model, dataset)
+
+
 def get_config(arg: str | None = None):
   args = parse(arg)
   return base(args.model, args.dataset)

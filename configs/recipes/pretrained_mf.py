@@ -37,15 +37,13 @@ def starts_from(model: str) -> str | None:
 
 def get_config(arg: str | None = None):
   args = paper.parse(arg)
-  c = paper.base(args.model, args.dataset)
-  c.optim.l2 = 1e-2
+  if args.model in ("mf", "lightgcn"):   # configs/mf.py, configs/lightgcn.py
+    c = paper.recommended(args.model, args.dataset)
+  else:
+    c = paper.base(args.model, args.dataset)
+    c.optim.l2 = 1e-2
   c.train.log_test = True
-  if args.model == "mf":
-    c.train.epochs, c.train.patience = 300, 5
-  elif args.model == "lightgcn":
-    c.optim.lr, c.optim.l2 = 5e-3, 1e-3
-    c.train.epochs, c.train.patience = 300, 5
-  elif args.model in paper.FAMILY:
+  if args.model in paper.FAMILY:
     c.optim.lr = c.optim.kg_lr = 1e-4
     c.train.batch_size = 4096
     c.train.epochs, c.train.eval_every, c.train.patience = 10, 1, 3

@@ -26,12 +26,13 @@ def starts_from(model: str) -> str | None:
 
 def get_config(arg: str | None = None):
   args = paper.parse(arg)
-  c = paper.base(args.model, args.dataset)
-  c.optim.l2 = 1e-2
+  if args.model == "mf":   # configs/mf.py
+    c = paper.recommended(args.model, args.dataset)
+  else:
+    c = paper.base(args.model, args.dataset)
+    c.optim.l2 = 1e-2
   c.train.log_test = True
-  if args.model == "mf":
-    c.train.epochs, c.train.patience = 300, 5
-  elif args.model in ("kgat_ax", "kgat"):
+  if args.model in ("kgat_ax", "kgat"):
     c.optim.lr = 5e-3
     c.train.batch_size = 4096
     c.train.epochs, c.train.eval_every, c.train.patience = 30, 2, 4
