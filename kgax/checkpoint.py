@@ -103,6 +103,13 @@ def _manager(path: pathlib.Path, name: str, **options) -> ocp.CheckpointManager:
                           "damaged step directory in it, or start a new workdir") from None
 
 
+def has_steps(directory: str | pathlib.Path) -> bool:
+  """Whether `directory` (a workdir's checkpoints/) holds a finished latest step, without
+  opening it (Orbax writes a step under a temporary name and renames it when done)."""
+  latest = pathlib.Path(directory) / "latest"
+  return latest.is_dir() and any(p.name.isdigit() for p in latest.iterdir())
+
+
 class Checkpoints:
   """Two Orbax CheckpointManagers under `directory`: latest/ (keep N) and best/ (keep 1).
 

@@ -3,6 +3,8 @@ rows the pretrained run had no vector for filled from their neighbours."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,35 +37,49 @@ def spread_embeddings(node: np.ndarray, known: np.ndarray, graph: Graph, rounds:
   return node
 
 
-def with_pretrained(params: dict, start: StartOptions, seed: int, graph: Graph) -> dict:
-  """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+  """The user and item rows of a finished run, checked against the run they will start."""
+  workdir: str
+  users: np.ndarray   # [n_users, d]
+  items: np.ndarray   # [n_items, d]
 
-  `start.pretrained` is a finished run on the same dataset and split of any model with user and item
-  embeddings (BPR-MF, or LightGCN, whose propagated output rows are used); its best checkpoint
-  is used.
-  With `start.spread` > 0 the other nodes (KG entities, aux nodes, and items without a training pair,
-  which MF never trained) start as the mean of their pretrained neighbours, spread that many
-  hops (`spread_embeddings`), instead of at random. The pretrained rows are multiplied by
-  `start.scale`:
-  MF's ranking does not change, but the L2-normalised layer outputs, whose share of the score is
-  fixed in size, weigh 1 / scale^2 as much against it at the start of the fine-tune.
-  """
+
+def load(start: StartOptions, seed: int, graph: Graph, dim: int) -> Pretrained:
+  """Opens `start.pretrained` (with "{seed}" filled in) and checks that its embeddings fit
+  `graph` and dimension `dim`; a PretrainedError (one line naming the workdir) otherwise.
+  Training calls this before it writes anything, so a wrong path leaves no workdir behind."""
   workdir = start.pretrained.replace("{seed}", str(seed))
-  scale, spread = start.scale, start.spread
   try:
     run = inference.Run.open(workdir, "best")
   except (OSError, ValueError, RuntimeError) as e:
     raise PretrainedError(f"config.start.pretrained={workdir}: {e}") from None
   users, items = run.lib.user_item_embeddings(run.params, run.graph, run.opts.model)
-  node = params["node"]
-  if (users.shape[0], items.shape[0]) != (graph.n_users, graph.n_items) or \
-      users.shape[1] != node.shape[1]:
+  if (users.shape[0], items.shape[0]) != (graph.n_users, graph.n_items) or users.shape[1] != dim:
     raise PretrainedError(f"config.start.pretrained={workdir}: embeddings {users.shape}/"
-                        f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} items, "
-                        f"dimension {node.shape[1]}")
-  node = (node.at[:graph.n_items].set(scale * items)
-          .at[graph.user_start:graph.aux_start].set(scale * users))
-  if spread:   # pretrained rows: users, and items with a training pair
+                          f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} "
+                          f"items, dimension {dim}")
+  return Pretrained(workdir, np.asarray(users), np.asarray(items))
+
+
+def with_pretrained(params: dict, start: StartOptions, source: Pretrained, graph: Graph) -> dict:
+  """KGAT's initialisation from a trained BPR-MF: user and item rows of the node table.
+
+  `source` (from `load`) is a finished run on the same dataset and split of any model with user
+  and item embeddings (BPR-MF, or LightGCN, whose propagated output rows are used); its best
+  checkpoint is used.
+  With `start.spread` > 0 the other nodes (KG entities, aux nodes, and items without a training
+  pair, which MF never trained) start as the mean of their pretrained neighbours, spread that
+  many hops (`spread_embeddings`), instead of at random. The pretrained rows are multiplied by
+  `start.scale`: MF's ranking does not change, but the L2-normalised layer outputs, whose share
+  of the score is fixed in size, weigh 1 / scale^2 as much against it at the start of the
+  fine-tune.
+  """
+  scale, node = start.scale, params["node"]
+  node = (node.at[:graph.n_items].set(scale * jnp.asarray(source.items, node.dtype))
+          .at[graph.user_start:graph.aux_start].set(scale * jnp.asarray(source.users, node.dtype)))
+  if start.spread:   # pretrained rows: users, and items with a training pair
     known = graph.pretrained_rows()
-    node = jnp.asarray(spread_embeddings(np.asarray(node), known, graph, spread), node.dtype)
+    node = jnp.asarray(spread_embeddings(np.asarray(node), known, graph, start.spread),
+                       node.dtype)
   return dict(params, node=node)

@@ -342,6 +342,7 @@ def _train_group(runs: list[Run], wds: list[Workdir], width: int | None,
   first = runs[0]
   exp = experiment.build(first.config, first.opts)   # the group's data, split and CKG
   exps = [dataclasses.replace(exp, config=r.config, opts=r.opts) for r in runs]
+  sources = [train.pretrained_source(e, wd) for e, wd in zip(exps, wds)]
   for wd, r in zip(wds, runs):
     wd.write_config(r.opts.to_dict())
   graph = jax.device_put(exp.graph)
@@ -360,7 +361,7 @@ def _train_group(runs: list[Run], wds: list[Workdir], width: int | None,
   # Each run's start: its latest checkpoint, or its own initialisation.
   n = len(runs)
   ckpts, logs, states, restored_any = [], [], [], []
-  for r, e, wd in zip(runs, exps, wds):
+  for r, e, wd, source in zip(runs, exps, wds, sources):
     t = r.opts.train
     ckpt = checkpoint.Checkpoints(wd.checkpoints, keep=t.keep_checkpoints,
                                   metric=t.select_metric)
@@ -370,7 +371,8 @@ def _train_group(runs: list[Run], wds: list[Workdir], width: int | None,
     if restored is not None:
       state = TrainState(**restored)
     elif r.opts.start.pretrained:
-      params = pretrained.with_pretrained(state.params, r.opts.start, r.opts.seed, exp.graph)
+      source = source or train.pretrained_source(e, wd)
+      params = pretrained.with_pretrained(state.params, r.opts.start, source, exp.graph)
       state = e.init_state(tx_cf, tx_kg, params)
     state = jax.device_put(state)
     ckpts.append(ckpt)

@@ -226,14 +226,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict | dict, workdir, *,
                                 f"divisible by the {mesh.devices.size} devices")
   t_start = time.time()
   exp = experiment.build(config, opts)   # data errors stop here, before the workdir is written
+  source = pretrained_source(exp, wd)     # and so do a wrong start.pretrained's
   with wd.lock():
     _check_workdir(wd, config_dict)   # again, now that no other writer can change it
     wd.write_config(config_dict)
-    return _train(exp, wd, mesh, t_start, stop_after_epochs)
+    return _train(exp, wd, mesh, t_start, stop_after_epochs, source)
+
+
+def pretrained_source(exp: experiment.Experiment, wd: Workdir) -> pretrained.Pretrained | None:
+  """The checked rows of `start.pretrained` for a run that starts in `wd`; None without one, or
+  when `wd` already has checkpoints (a resumed run does not read the pretrained workdir)."""
+  if not exp.opts.start.pretrained or checkpoint.has_steps(wd.checkpoints):
+    return None
+  dim = jax.eval_shape(exp.init_params)["node"].shape[1]
+  return pretrained.load(exp.opts.start, exp.opts.seed, exp.graph, dim)
 
 
 def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
-           stop_after_epochs: int | None) -> dict[str, Any]:
+           stop_after_epochs: int | None, source: pretrained.Pretrained | None
+           ) -> dict[str, Any]:
   opts = exp.opts
   graph = jax.device_put(exp.graph, sharding.replicated(mesh))
   sample = pipeline.make_sampler(opts, exp.ds, exp.split, exp.graph)
@@ -252,8 +263,9 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   restored = ckpt.restore_latest(_state_dict(state))
   if restored is not None:
     state = TrainState(**restored)
-  elif opts.start.pretrained:
-    params = pretrained.with_pretrained(state.params, opts.start, opts.seed, exp.graph)
+  elif opts.start.pretrained:   # (all checkpoints unusable: then the source is read here)
+    source = source or pretrained_source(exp, wd)
+    params = pretrained.with_pretrained(state.params, opts.start, source, exp.graph)
     state = exp.init_state(tx_cf, tx_kg, params)
   state = jax.device_put(state, sharding.replicated(mesh))
   start_epoch = int(state.epoch)
@@ -335,5 +347,5 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
   return results
 
 
-__all__ = ["TrainingError", "train_and_evaluate", "config_difference",
+__all__ = ["TrainingError", "train_and_evaluate", "config_difference", "pretrained_source",
            "make_step_fns", "train_epoch", "finish_run"]

@@ -138,18 +138,23 @@ class Workdir:
 
 class MetricsLog:
   """Appends rows to metrics.jsonl (one line each, flushed) and, with a TensorBoard directory,
-  their numbers to event files (tensorboardX, when installed: `pip install kgax[tensorboard]`)."""
+  their numbers to event files (tensorboardX, when installed: `pip install kgax[tensorboard]`).
+  The event file is opened at the first row, so a run that logs nothing adds none."""
 
   def __init__(self, path: pathlib.Path, tensorboard_dir: pathlib.Path | None, first_epoch: int):
     self.path = path
-    self._tb = None
-    if tensorboard_dir is not None:
+    self._tb_dir, self._first_epoch, self._tb = tensorboard_dir, first_epoch, None
+
+  def _tensorboard(self):
+    if self._tb is None and self._tb_dir is not None:
       try:
         from tensorboardX import SummaryWriter
       except ImportError:
-        pass
-      else:   # purge_step hides the events a killed run had logged past the restored epoch
-        self._tb = SummaryWriter(str(tensorboard_dir), purge_step=first_epoch)
+        self._tb_dir = None
+        return None
+      # purge_step hides the events a killed run had logged past the restored epoch
+      self._tb = SummaryWriter(str(self._tb_dir), purge_step=self._first_epoch)
+    return self._tb
 
   def write(self, **row) -> None:
     try:
@@ -157,12 +162,13 @@ class MetricsLog:
         f.write(json.dumps(row) + "\n")
     except OSError as e:
       raise WorkdirError(f"{self.path}: cannot write ({_describe(e)})") from None
-    if self._tb is not None and "epoch" in row:
+    tb = self._tensorboard() if "epoch" in row else None
+    if tb is not None:
       prefix = row.get("split", "train")
       for key, value in row.items():
         if isinstance(value, (int, float)) and key not in ("epoch", "wall"):
-          self._tb.add_scalar(f"{prefix}/{key}", value, row["epoch"])
-      self._tb.flush()
+          tb.add_scalar(f"{prefix}/{key}", value, row["epoch"])
+      tb.flush()
 
   def close(self) -> None:
     if self._tb is not None:

@@ -57,6 +57,9 @@ def test_recommended_config_and_paper_defaults_and_sweep():
      "config.optim.lr=-1e-05: expected a positive number"),
     (["run", "--dataset", "synthetic-tiny", "--workdir", "w", "--config.train.epochs=0"],
      "config.train.epochs=0"),
+    (["train", "--config", str(REPO / "configs" / "test.py"), "--workdir", "w",
+      "--config.start.pretrained=/definitely/not/here"],
+     "config.start.pretrained=/definitely/not/here: "),
 ])
 def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)

@@ -237,8 +237,9 @@ def _start(cfg, workdir, **start):
   opts = experiment.options.parse(cfg)
   fields = dict(pretrained=str(workdir), scale=1.0, spread=0, neutral="")
   fields.update(start)
-  return pretrained.with_pretrained(exp.init_params(), experiment.options.StartOptions(**fields),
-                                    0, exp.graph), exp
+  start = experiment.options.StartOptions(**fields)
+  source = pretrained.load(start, 0, exp.graph, opts.model.embed_dim)
+  return pretrained.with_pretrained(exp.init_params(), start, source, exp.graph), exp
 
 
 def test_pretrained_mf_initialises_users_and_items(tmp_path):
