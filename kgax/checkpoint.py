@@ -25,10 +25,15 @@ which the run rewrites. `restore` (evaluate) raises `CheckpointError` naming the
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import logging
+import os
 import pathlib
 import sys
+import tempfile
+import threading
 import zlib
 
 import jax
@@ -80,6 +85,45 @@ def _reason(e: BaseException) -> str:
   lines = str(e).strip().splitlines()
   text = f"{type(e).__name__}: {lines[0] if lines else ''}"
   return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextlib.contextmanager
+def _held_stderr():
+  """Holds what is written to file descriptor 2 inside the block and passes it on when the block
+  succeeds. When it fails, the held text is dropped and descriptor 2 stays on /dev/null, with
+  sys.stderr moved to a copy of the real one: a failed Orbax write (a full disk, say) prints a
+  traceback from each of its writer threads, some after the save has returned, and the error
+  raised says it in one line."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as held:
+    os.dup2(held.fileno(), 2)
+    try:
+      yield
+    except BaseException:
+      devnull = os.open(os.devnull, os.O_WRONLY)
+      os.dup2(devnull, 2)
+      os.close(devnull)
+      sys.stderr = os.fdopen(saved, "w", buffering=1)
+      raise
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    held.seek(0)
+    text = held.read()
+    if text:
+      os.write(2, text)
+
+
+def _write_error(path: pathlib.Path, e: BaseException) -> str:
+  """One line for a failed checkpoint write."""
+  reason = _reason(e)
+  if "No space left on device" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
+    reason = "no space left on the device"
+  elif getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+    reason = "not writable"
+  return (f"{path}: cannot write the checkpoint ({reason}); the steps already saved are intact: "
+          "make room and rerun the same command to resume")
 
 
 def _kill_point_path(name: str, root: pathlib.Path):
@@ -140,12 +184,31 @@ class Checkpoints:
     if best_value is not None:
       faults.point("before_best_save")
       if not any(s >= step for s in self.best.all_steps()):
-        self.best.save(step, args=ocp.args.StandardSave(state), custom_metadata=meta,
-                       metrics={self.metric: float(best_value)})
+        self._write(self.best, step, state, meta, metrics={self.metric: float(best_value)})
       faults.point("after_best_save")
     if not any(s >= step for s in self.latest.all_steps()):
-      self.latest.save(step, args=ocp.args.StandardSave(state), custom_metadata=meta)
+      self._write(self.latest, step, state, meta)
     faults.point("after_latest_save")
+
+  def _write(self, manager, step: int, state, meta: dict, **kwargs) -> None:
+    """One Orbax save; a failure is a one-line CheckpointError. What it leaves is a tmp
+    directory, not a step (removed when the workdir is next opened for writing)."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.CRITICAL)   # Orbax logs each failed writer thread as an error
+    try:
+      with _held_stderr():
+        before = set(threading.enumerate())
+        try:
+          manager.save(step, args=ocp.args.StandardSave(state), custom_metadata=meta, **kwargs)
+        except Exception:
+          for thread in set(threading.enumerate()) - before:   # its writers, still reporting
+            thread.join(timeout=30)
+          raise
+    except Exception as e:   # noqa: BLE001 - any failed write is reported on one line
+      raise CheckpointError(_write_error(self._path(manager, step), e)) from None
+    finally:
+      absl.setLevel(level)
 
   def wait(self) -> None:
     self.latest.wait_until_finished()

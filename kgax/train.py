@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import time
 from typing import Any
 
@@ -242,6 +243,24 @@ def pretrained_source(exp: experiment.Experiment, wd: Workdir) -> pretrained.Pre
   return pretrained.load(exp.opts.start, exp.opts.seed, exp.graph, dim)
 
 
+class _Stderr:
+  """Whatever sys.stderr is at each write (a failed checkpoint write moves it; see
+  checkpoint.py), so the bar's last line ends before the error is printed."""
+
+  def write(self, text: str) -> int:
+    return sys.stderr.write(text)
+
+  def flush(self) -> None:
+    sys.stderr.flush()
+
+  def isatty(self) -> bool:
+    return sys.stderr.isatty()
+
+  @property
+  def encoding(self) -> str | None:
+    return getattr(sys.stderr, "encoding", None)
+
+
 def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
            stop_after_epochs: int | None, source: pretrained.Pretrained | None
            ) -> dict[str, Any]:
@@ -283,7 +302,8 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   if int(state.bad_evals) >= t.patience:
     epochs = start_epoch   # this run already stopped early: go straight to the final evaluation
   epoch_times = []
-  bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
+  bar = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True,
+             file=_Stderr())
   prefetch = pipeline.Prefetch(sample, start_epoch, epochs)
   try:
     for epoch in range(start_epoch, epochs):

@@ -102,3 +102,48 @@ def test_second_writer_is_refused_with_one_line(tmp_path):
                          "--config.train.eval_every=100"],
                         capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A tmpfs mounted on a fresh folder (needs root; skipped where mounting is not allowed), and
+  a function that resizes it."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                        capture_output=True, text=True)
+  if proc.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})")
+
+  def resize(size):
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mount)], check=True)
+  try:
+    yield mount, resize
+  finally:
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+# Sizes at which the run fills the disk in its first best save, its first latest save, and the
+# second epoch's saves (the workdir of a finished run is about 1.1 MB).
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["100k", "400k", "1000k"])
+def test_full_disk_stops_with_one_line_and_resumes(size, small_disk, reference):
+  """A run that fills its disk stops with one line (no traceback), keeps what it had written,
+  and the same command, once there is room, ends with the uninterrupted run's metrics."""
+  results, rows = reference
+  mount, resize = small_disk
+  resize(size)
+  workdir = mount / "w"
+  proc = _train(workdir)
+  lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith(("train:", "epoch "))]
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-3000:]
+  assert lines[0].startswith("kgax: error: ") and "no space left on the device" in lines[0]
+  assert (workdir / "config.json").exists() and not (workdir / "results.json").exists()
+  resize("16m")
+  proc = _train(workdir)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  got = json.loads((workdir / "results.json").read_text())
+  assert got["best_epoch"] == results["best_epoch"]
+  assert got["test"] == results["test"] and got["valid"] == results["valid"]
+  assert _metrics(workdir) == rows
