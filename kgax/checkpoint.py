@@ -52,7 +52,16 @@ class _Unusable(Exception):
 
 
 def _abstract(tree):
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+  """Restore targets: an array's shape, dtype and sharding; a leaf with no sharding (from
+  jax.eval_shape) goes to the first device, not to the devices it was saved from."""
+  default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+  def target(leaf):
+    s = ocp.utils.to_shape_dtype_struct(leaf)
+    if isinstance(s, jax.ShapeDtypeStruct) and getattr(s, "sharding", None) is None:
+      s = jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=default)
+    return s
+  return jax.tree.map(target, tree)
 
 
 def _host(leaf) -> np.ndarray | None:
@@ -160,9 +169,10 @@ class Checkpoints:
   read_only: never creates, writes or deletes anything (for evaluation)."""
 
   def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, metric: str = "metric",
-               read_only: bool = False):
+               read_only: bool = False, trim=None):
     directory = pathlib.Path(directory).absolute()
     self.directory, self.metric, self.read_only = directory, metric, read_only
+    self._trim = trim or (lambda tree: tree)
     if read_only:   # Orbax warns about every option a read-only manager overrides
       logging.getLogger("absl").setLevel(logging.ERROR)
     opts = dict(enable_async_checkpointing=False, read_only=read_only,
@@ -180,7 +190,7 @@ class Checkpoints:
     A step that exists already is left as it is (see the module docstring)."""
     if self.read_only:
       raise CheckpointError(f"{self.directory}: opened read-only, cannot save step {step}")
-    meta = {"digest": _digest(state)}
+    meta = {"digest": _digest(self._trim(state))}
     if best_value is not None:
       faults.point("before_best_save")
       if not any(s >= step for s in self.best.all_steps()):
@@ -225,7 +235,10 @@ class Checkpoints:
     sys.unraisablehook = lambda _: None   # Orbax's abandoned reads report when collected
     try:
       try:
-        state = manager.restore(step, args=ocp.args.StandardRestore(_abstract(target)))
+        # strict=False: a table saved with another mesh's zero padding rows (kgax/sharding.py)
+        # is padded or cut to the target's; the checksum of the trimmed arrays still holds
+        state = manager.restore(step, args=ocp.args.StandardRestore(_abstract(target),
+                                                                    strict=False))
       except Exception as e:   # noqa: BLE001 - any failure to read makes the step unusable
         reason = _reason(e)
       if reason is not None:
@@ -238,7 +251,7 @@ class Checkpoints:
       want = (manager.metadata(step).custom_metadata or {}).get("digest")
     except Exception:   # noqa: BLE001 - unreadable metadata: the restore itself succeeded
       want = None
-    if want is not None and _digest(state) != want:
+    if want is not None and _digest(self._trim(state)) != want:
       raise _Unusable("its arrays do not match the checksum saved with them")
     return state
 

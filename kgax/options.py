@@ -137,13 +137,28 @@ class TrainOptions:
   eval_start: bool = False            # also validate before the first step (a fine-tune can
                                       # keep its start)
   keep_checkpoints: int = 2
-  distributed: bool = False           # jax.distributed.initialize() for multi-host runs
+  mesh: tuple[int, ...] = (-1, 1)     # devices along ("data", "model"); -1: all the others.
+                                      # "model" > 1 row-shards the node tables (sharding.py)
+  distributed: bool = False           # jax.distributed.initialize(): one process per host
+  coordinator: str = ""               # host:port of process 0; "" with the two below: JAX's
+  num_processes: int = 0              # own cluster detection (SLURM, TPU pods, MPI)
+  process_id: int = -1
   tensorboard: bool = True            # TensorBoard event files beside metrics.jsonl (when the
                                       # optional writer is installed)
 
   def __post_init__(self):
     positive("train", self, "epochs", "batch_size", "kg_batch_size", "steps_per_call",
              "eval_every", "patience", "keep_checkpoints")
+    _check(len(self.mesh) == 2 and all(s == -1 or s >= 1 for s in self.mesh)
+           and list(self.mesh).count(-1) <= 1, "train.mesh", self.mesh,
+           "(data, model): positive sizes, or -1 for one of them")
+    _check(self.num_processes >= 0, "train.num_processes", self.num_processes,
+           "0 (detect) or a positive count")
+    _check(-1 <= self.process_id < max(self.num_processes, 1) or not self.num_processes,
+           "train.process_id", self.process_id, f"-1 (detect) or 0..{self.num_processes - 1}")
+    if self.coordinator or self.num_processes or self.process_id >= 0:
+      _check(self.distributed, "train.distributed", self.distributed,
+             "true when train.coordinator, num_processes or process_id is set")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,25 +33,29 @@ class TrainingError(RuntimeError):
 
 # Steps ----------------------------------------------------------------------------------------
 
-def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, int] = (1, 1)):
+def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, int] = (1, 1),
+                  *, layout: sharding.Layout | None = None, state: TrainState | None = None):
   """Jitted functions running a chunk of CF (or KG) steps in one lax.scan.
 
   The graph is an argument, not a closed-over constant: XLA would otherwise embed (and try to
   constant-fold through) the edge arrays. With the joint schedule each CF step adds the loss of
-  one KG batch.
+  one KG batch. With a `layout` (a mesh with a "model" axis) the parameters and optimizer state
+  keep the shardings of `state` (placed by `layout.place`) and the model sees them trimmed.
   """
   m, o, lib = opts.model, opts.optim, opts.model_lib
   tx_cf, tx_kg = experiment.make_optimizers(opts, steps_per_epoch)
   joint = o.schedule == "joint" and m.use_kge
+  trim = layout.trim if layout is not None else (lambda p: p)
 
   def cf_loss(params, graph, batch, rng, kg_batch):
+    params = trim(params)
     loss = lib.cf_loss(params, graph, m, batch, rng, o.l2)
     if joint:
       loss = loss + lib.kg_loss(params, graph, m, kg_batch, o.kg_l2)
     return loss
 
   def kg_loss(params, graph, batch, rng, kg_batch):
-    return lib.kg_loss(params, graph, m, batch, o.kg_l2)
+    return lib.kg_loss(trim(params), graph, m, batch, o.kg_l2)
 
   def scan(loss_fn, tx):
     def steps(params, opt, graph, batches, kg_batches, rng):
@@ -66,8 +70,14 @@ def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, in
       (params, opt), losses = jax.lax.scan(step, (params, opt), (idx, batches, kg_batches))
       return params, opt, losses
     rep, data = sharding.replicated(mesh), sharding.batch_sharded(mesh, axis=1)
-    return jax.jit(steps, donate_argnums=(0, 1), in_shardings=(rep, rep, rep, data, data, rep),
-                   out_shardings=(rep, rep, rep))
+    if state is None:
+      p_sh = opt_sh = rep
+    else:
+      p_sh = layout.shardings(state.params)
+      opt_sh = layout.shardings(state.opt_cf if tx is tx_cf else state.opt_kg)
+    return jax.jit(steps, donate_argnums=(0, 1),
+                   in_shardings=(p_sh, opt_sh, rep, data, data, rep),
+                   out_shardings=(p_sh, opt_sh, rep))
 
   return scan(cf_loss, tx_cf), scan(kg_loss, tx_kg)
 
@@ -116,7 +126,8 @@ def train_epoch(state: TrainState, batches, *, opts, graph, cf_fn, kg_fn) -> tup
 EXTENDABLE = ("epochs", "patience")   # budget fields a rerun may raise to extend a run
 # Fields that change speed, memory or logging but not what a run computes.
 NEUTRAL = (("model", "score_chunk"), ("eval", "batch_size"), ("train", "keep_checkpoints"),
-           ("train", "tensorboard"))
+           ("train", "tensorboard"), ("train", "mesh"), ("train", "distributed"),
+           ("train", "coordinator"), ("train", "num_processes"), ("train", "process_id"))
 
 
 def config_difference(stored: dict, new: dict) -> str | None:
@@ -218,13 +229,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict | dict, workdir, *,
   wd = Workdir(workdir)
   if wd.path.exists():
     _check_workdir(wd, config_dict)
-  if opts.train.distributed:
-    jax.distributed.initialize()
-  mesh = sharding.make_mesh()
-  for name in ("batch_size", "kg_batch_size"):
-    if getattr(opts.train, name) % mesh.devices.size:
-      raise options.ConfigError(f"config.train.{name}={getattr(opts.train, name)}: not "
-                                f"divisible by the {mesh.devices.size} devices")
+  mesh = start_devices(opts.train)
   t_start = time.time()
   exp = experiment.build(config, opts)   # data errors stop here, before the workdir is written
   source = pretrained_source(exp, wd)     # and so do a wrong start.pretrained's
@@ -232,6 +237,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict | dict, workdir, *,
     _check_workdir(wd, config_dict)   # again, now that no other writer can change it
     wd.write_config(config_dict)
     return _train(exp, wd, mesh, t_start, stop_after_epochs, source)
+
+
+def start_devices(t: options.TrainOptions) -> jax.sharding.Mesh:
+  """Joins the other processes (train.distributed) and builds the mesh of `train.mesh`; a
+  one-line ConfigError when it or the batch sizes do not fit the devices."""
+  if t.distributed and not jax.distributed.is_initialized():
+    kwargs = {k: v for k, v in (("coordinator_address", t.coordinator),
+                                ("num_processes", t.num_processes or None),
+                                ("process_id", None if t.process_id < 0 else t.process_id)) if v}
+    if t.process_id == 0:
+      kwargs["process_id"] = 0
+    jax.distributed.initialize(**kwargs)
+  try:
+    mesh = sharding.make_mesh(t.mesh)
+  except ValueError as e:
+    raise options.ConfigError(str(e)) from None
+  n_data = mesh.shape["data"]
+  for name in ("batch_size", "kg_batch_size"):
+    if getattr(t, name) % n_data:
+      raise options.ConfigError(f"config.train.{name}={getattr(t, name)}: not divisible by the "
+                                f"mesh's {n_data} data-parallel devices")
+  return mesh
 
 
 def pretrained_source(exp: experiment.Experiment, wd: Workdir) -> pretrained.Pretrained | None:
@@ -267,9 +294,12 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   opts = exp.opts
   graph = jax.device_put(exp.graph, sharding.replicated(mesh))
   sample = pipeline.make_sampler(opts, exp.ds, exp.split, exp.graph)
-  cf_fn, kg_fn = make_step_fns(opts, mesh, sample.steps)
   tx_cf, tx_kg = experiment.make_optimizers(opts, sample.steps)
-  evaluate_fn = exp.evaluate_fn()
+  state = exp.init_state(tx_cf, tx_kg)
+  layout = sharding.Layout.for_model(mesh, exp.lib, state.params)
+  target = layout.abstract(state)   # the placed state's shapes and shardings
+  cf_fn, kg_fn = make_step_fns(opts, mesh, sample.steps, layout=layout, state=target)
+  evaluate_fn = _trimmed(exp.evaluate_fn(), layout)
   # Validation runs often and selects on a ranking metric: it skips AUC, as do the test rows
   # that log_test adds for curves.
   valid_eval = exp.evaluator("valid", experiment.evaluate.RANKING_METRICS)
@@ -277,16 +307,16 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   test_curve_eval = test_eval.with_metrics(experiment.evaluate.RANKING_METRICS)
 
   ckpt = checkpoint.Checkpoints(wd.checkpoints, keep=opts.train.keep_checkpoints,
-                                metric=opts.train.select_metric)
-  state = exp.init_state(tx_cf, tx_kg)
-  restored = ckpt.restore_latest(_state_dict(state))
+                                metric=opts.train.select_metric, trim=layout.trim)
+  restored = ckpt.restore_latest(_state_dict(target))
   if restored is not None:
     state = TrainState(**restored)
-  elif opts.start.pretrained:   # (all checkpoints unusable: then the source is read here)
-    source = source or pretrained_source(exp, wd)
-    params = pretrained.with_pretrained(state.params, opts.start, source, exp.graph)
-    state = exp.init_state(tx_cf, tx_kg, params)
-  state = jax.device_put(state, sharding.replicated(mesh))
+  else:
+    if opts.start.pretrained:   # (all checkpoints unusable: then the source is read here)
+      source = source or pretrained_source(exp, wd)
+      params = pretrained.with_pretrained(state.params, opts.start, source, exp.graph)
+      state = exp.init_state(tx_cf, tx_kg, params)
+    state = layout.place(state)
   start_epoch = int(state.epoch)
   log = wd.open_log(start_epoch if restored is not None else -1,
                     tensorboard=opts.train.tensorboard and jax.process_index() == 0)
@@ -333,6 +363,13 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
                     test_eval=test_eval, t_start=t_start, epoch_times=epoch_times)
 
 
+def _trimmed(evaluate_fn, layout: sharding.Layout):
+  """evaluate_fn on parameters placed by `layout` (its padding rows cut off)."""
+  if not layout.rows:
+    return evaluate_fn
+  return lambda params, ev: evaluate_fn(layout.trim(params), ev)
+
+
 def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpoints,
                state: TrainState, *, evaluate_fn, valid_eval, test_eval, t_start: float,
                epoch_times: list[float]) -> dict[str, Any]:
@@ -368,4 +405,5 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
 
 
 __all__ = ["TrainingError", "train_and_evaluate", "config_difference", "pretrained_source",
+           "start_devices",
            "make_step_fns", "train_epoch", "finish_run"]

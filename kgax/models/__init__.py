@@ -15,6 +15,11 @@ and, when it trains a KG loss (m.use_kge),
     kg_loss(params, graph, m, batch[B,4], l2)        on (h, r, t, t') quadruples
 and, when its added modules can start neutral (config.start.neutral),
     neutral_start(params, m, kind) -> params
+and, optionally,
+    ROW_TABLES                                       names of the parameters that are tables
+                                                     (one row per node, user or item): on a mesh
+                                                     with a "model" axis they are row-sharded
+                                                     (kgax/sharding.py)
 """
 
 import importlib

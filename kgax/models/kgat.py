@@ -24,6 +24,9 @@ from kgax.options import fraction, non_negative, one_of, positive
 _glorot = jax.nn.initializers.glorot_uniform()
 
 
+ROW_TABLES = ("node", "relation", "W_r")   # row-sharded along a mesh's "model" axis
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
   """KGAT-AX and KGAT (docs/model.md §2); the defaults are KGAT-AX with the paper's layer."""

@@ -24,6 +24,9 @@ from kgax.models import mf
 from kgax.options import non_negative
 
 
+ROW_TABLES = ("user", "item")   # row-sharded along a mesh's "model" axis
+
+
 @dataclasses.dataclass(frozen=True)
 class Options(mf.Options):
   """LightGCN (docs/model.md §3): linear propagation over the interact edges only."""

@@ -17,6 +17,9 @@ from kgax.options import positive
 _glorot = jax.nn.initializers.glorot_uniform()
 
 
+ROW_TABLES = ("user", "item")   # row-sharded along a mesh's "model" axis
+
+
 def bpr_loss(pos: jax.Array, neg: jax.Array, l2: float, *vectors: jax.Array) -> jax.Array:
   """mean_b softplus(-(pos_b - neg_b)) + l2 * mean_b sum_v ||v_b||^2 / 2.
 
