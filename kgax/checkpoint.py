@@ -64,6 +64,22 @@ def _abstract(tree):
   return jax.tree.map(target, tree)
 
 
+def _global(tree):
+  """In a multi-process run, the process-local arrays of `tree` (the scalars a step updates on
+  the host) as arrays replicated over every process's devices, which Orbax can save."""
+  if jax.process_count() == 1:
+    return tree
+  everywhere = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()), ("all",)),
+                                          jax.sharding.PartitionSpec())
+
+  def leaf(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return x
+    a = np.asarray(x)
+    return jax.make_array_from_callback(a.shape, everywhere, lambda index: a[index])
+  return jax.tree.map(leaf, tree)
+
+
 def _host(leaf) -> np.ndarray | None:
   if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
     if not leaf.sharding.is_fully_replicated:
@@ -190,6 +206,7 @@ class Checkpoints:
     A step that exists already is left as it is (see the module docstring)."""
     if self.read_only:
       raise CheckpointError(f"{self.directory}: opened read-only, cannot save step {step}")
+    state = _global(state)
     meta = {"digest": _digest(self._trim(state))}
     if best_value is not None:
       faults.point("before_best_save")

@@ -68,6 +68,15 @@ def all_devices(mesh) -> NamedSharding:
   return NamedSharding(mesh, P(mesh.axis_names))
 
 
+def global_array(x, sharding: NamedSharding):
+  """A host array that every process holds whole, as one array over the mesh of `sharding`
+  (each process fills its own devices' shards); a jax.Array is returned as it is."""
+  if isinstance(x, jax.Array):
+    return x
+  x = np.asarray(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
   """Where each array of a training state lives: `tables` (top-level parameter names) with
@@ -132,9 +141,11 @@ class Layout:
     return self._map(spec, tree)
 
   def place(self, tree):
-    """`tree` padded and put on the mesh."""
+    """`tree` padded and put on the mesh (of every process: each puts its own shards)."""
     tree = self.pad(tree)
-    return jax.device_put(tree, self.shardings(tree))
+    if jax.process_count() == 1:
+      return jax.device_put(tree, self.shardings(tree))
+    return jax.tree.map(global_array, jax.tree.map(np.asarray, tree), self.shardings(tree))
 
   def abstract(self, tree):
     """ShapeDtypeStructs of the placed `tree`, with their shardings (a restore target)."""
@@ -153,10 +164,10 @@ def bytes_per_device(tree, shardings) -> int:
 
 
 def peak_memory() -> int | None:
-  """Peak bytes in use on the first device, where the backend reports it (GPU/TPU)."""
-  stats = jax.devices()[0].memory_stats() or {}
+  """Peak bytes in use on this process's first device, where the backend reports it (GPU/TPU)."""
+  stats = jax.local_devices()[0].memory_stats() or {}
   return stats.get("peak_bytes_in_use")
 
 
-__all__ = ["AXES", "mesh_shape", "make_mesh", "replicated", "batch_sharded", "all_devices",
+__all__ = ["AXES", "mesh_shape", "make_mesh", "replicated", "batch_sharded", "all_devices", "global_array",
            "Layout", "bytes_per_device", "peak_memory"]

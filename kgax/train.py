@@ -75,9 +75,16 @@ def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, in
     else:
       p_sh = layout.shardings(state.params)
       opt_sh = layout.shardings(state.opt_cf if tx is tx_cf else state.opt_kg)
-    return jax.jit(steps, donate_argnums=(0, 1),
-                   in_shardings=(p_sh, opt_sh, rep, data, data, rep),
-                   out_shardings=(p_sh, opt_sh, rep))
+    fn = jax.jit(steps, donate_argnums=(0, 1),
+                 in_shardings=(p_sh, opt_sh, rep, data, data, rep),
+                 out_shardings=(p_sh, opt_sh, rep))
+    if jax.process_count() == 1:
+      return fn
+
+    def call(params, opt, graph, batches, kg_batches, rng):   # every process holds the batches
+      return fn(params, opt, graph, sharding.global_array(batches, data),
+                sharding.global_array(kg_batches, data), rng)
+    return call
 
   return scan(cf_loss, tx_cf), scan(kg_loss, tx_kg)
 
@@ -233,9 +240,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict | dict, workdir, *,
   t_start = time.time()
   exp = experiment.build(config, opts)   # data errors stop here, before the workdir is written
   source = pretrained_source(exp, wd)     # and so do a wrong start.pretrained's
-  with wd.lock():
+  with wd.lock(jax.process_index()):
     _check_workdir(wd, config_dict)   # again, now that no other writer can change it
-    wd.write_config(config_dict)
+    if jax.process_index() == 0:
+      wd.write_config(config_dict)
     return _train(exp, wd, mesh, t_start, stop_after_epochs, source)
 
 
@@ -319,7 +327,7 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
     state = layout.place(state)
   start_epoch = int(state.epoch)
   log = wd.open_log(start_epoch if restored is not None else -1,
-                    tensorboard=opts.train.tensorboard and jax.process_index() == 0)
+                    tensorboard=opts.train.tensorboard, writer=jax.process_index() == 0)
   if start_epoch:
     print(f"resuming from epoch {start_epoch} in {wd.path}")
 

@@ -105,12 +105,14 @@ class Workdir:
     return rows
 
   @contextlib.contextmanager
-  def lock(self):
+  def lock(self, process: int = 0):
     """Holds the workdir for one writer; a second one is refused with one line. The lock is
-    the kernel's (flock): a killed process cannot leave it held."""
+    the kernel's (flock): a killed process cannot leave it held. Process `process` of a
+    multi-process run holds its own lock (`.lock`, `.lock.1`, ...)."""
+    name = ".lock" if process == 0 else f".lock.{process}"
     try:
       self.path.mkdir(parents=True, exist_ok=True)
-      fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+      fd = os.open(self.path / name, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
       raise WorkdirError(f"{self.path}: cannot write here ({_describe(e)})") from None
     try:
@@ -126,9 +128,13 @@ class Workdir:
     finally:
       os.close(fd)
 
-  def open_log(self, through_epoch: int, tensorboard: bool = False) -> MetricsLog:
+  def open_log(self, through_epoch: int, tensorboard: bool = False,
+               writer: bool = True) -> MetricsLog:
     """The metrics log of a run resumed at `through_epoch` (-1: a fresh start): rows of later
-    epochs, which the resumed run recomputes, are dropped first."""
+    epochs, which the resumed run recomputes, are dropped first. Not `writer` (a process other
+    than 0): a log that writes nothing."""
+    if not writer:
+      return MetricsLog(None, None, through_epoch + 1)
     rows = [r for r in self.read_metrics() if r.get("epoch", -1) <= through_epoch]
     text = "".join(json.dumps(r) + "\n" for r in rows)
     if not self.metrics_path.exists() or self.metrics_path.read_text() != text:
@@ -157,6 +163,8 @@ class MetricsLog:
     return self._tb
 
   def write(self, **row) -> None:
+    if self.path is None:
+      return
     try:
       with self.path.open("a") as f:
         f.write(json.dumps(row) + "\n")

@@ -1,6 +1,6 @@
 """The ("data", "model") mesh on 8 forced CPU devices: every mesh shape trains and evaluates as
-one device does, the row tables and their Adam state shrink per device as 1 / model, and a
-checkpoint written on one mesh restores onto another.
+one device does, the row tables and their Adam state shrink per device as 1 / model, a
+checkpoint written on one mesh restores onto another, and two processes train as one.
 
 The devices are forced in a subprocess (XLA_FLAGS must be set before JAX starts); the
 subprocess runs this file as a script.
@@ -156,6 +156,49 @@ def test_checkpoints_restore_onto_another_mesh(tmp_path):
   assert got["best_epoch"] == want["best_epoch"]
   for k, v in want["test"].items():
     assert got["test"][k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+
+
+def _free_port() -> int:
+  import socket
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mesh", ["(-1,1)", "(2,2)"])
+def test_two_processes_match_one(mesh, tmp_path):
+  """2 processes x 2 devices (localhost coordinator, JAX's CPU collectives) give the
+  results.json metrics of 1 process with 4 devices; only process 0 writes metrics and
+  results, and on a (2, 2) mesh each process writes its own checkpoint shards."""
+  one = _train(tmp_path / "one", 4, mesh)
+  assert one.returncode == 0, one.stderr[-2000:]
+  want = json.loads((tmp_path / "one" / "results.json").read_text())
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "kgax.cli", "train", "--config", CONFIG, "--workdir",
+       str(tmp_path / "two"), f"--config.train.mesh={mesh}", "--config.train.distributed=true",
+       f"--config.train.coordinator=localhost:{port}", "--config.train.num_processes=2",
+       f"--config.train.process_id={i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True, env=_env(2), cwd=REPO) for i in range(2)]
+  try:
+    outs = [p.communicate(timeout=900) for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+  got = json.loads((tmp_path / "two" / "results.json").read_text())
+  assert got["best_epoch"] == want["best_epoch"]
+  for split in ("valid", "test"):
+    for k, v in want[split].items():
+      assert got[split][k] == pytest.approx(v, rel=1e-5, abs=1e-6), (split, k)
+  rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+  assert len(rows) == len((tmp_path / "one" / "metrics.jsonl").read_text().splitlines())
+  if mesh == "(2,2)":
+    best = next((tmp_path / "two" / "checkpoints" / "best").glob("*/default"))
+    assert {d.name for d in best.glob("ocdbt.process_*")} == {"ocdbt.process_0",
+                                                              "ocdbt.process_1"}
 
 
 def test_mesh_field_is_checked():
