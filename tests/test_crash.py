@@ -123,10 +123,10 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-# Sizes at which the run fills the disk in its first best save, its first latest save, and the
-# second epoch's saves (the workdir of a finished run is about 1.1 MB).
+# Sizes at which the run fills the disk in its first best save and in the second epoch's saves
+# (the workdir of a finished run is about 1.1 MB; 400k, in the first latest save, passes too).
 @pytest.mark.slow
-@pytest.mark.parametrize("size", ["100k", "400k", "1000k"])
+@pytest.mark.parametrize("size", ["100k", "1000k"])
 def test_full_disk_stops_with_one_line_and_resumes(size, small_disk, reference):
   """A run that fills its disk stops with one line (no traceback), keeps what it had written,
   and the same command, once there is room, ends with the uninterrupted run's metrics."""

@@ -166,7 +166,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mesh", ["(-1,1)", "(2,2)"])
+@pytest.mark.parametrize("mesh", ["(2,2)"])   # (-1,1) runs too; one mesh keeps the suite short
 def test_two_processes_match_one(mesh, tmp_path):
   """2 processes x 2 devices (localhost coordinator, JAX's CPU collectives) give the
   results.json metrics of 1 process with 4 devices; only process 0 writes metrics and
