@@ -16,7 +16,7 @@ most 100 epochs (validation every 5, patience 3). L2 1e-2 otherwise, test rows l
 (table3.py --variants kgat_ax no_kge no_att_eu no_att_ei kgat, figure3.py and cold_start.py
 with the same options give the other tables.)
 
-Measured (docs/results.md section 3b, last-fm-s, test recall@20 over 3 seeds): fm
+Measured (docs/notebook/results.md §3b, last-fm-s, test recall@20 over 3 seeds): fm
 0.2349 ± 0.0017, mf 0.2678 ± 0.0010, cke 0.2536 ± 0.0014, cfkg 0.2345 ± 0.0017, kgcn
 0.2353 ± 0.0017, lightgcn 0.2670 ± 0.0020, kgat 0.2710 ± 0.0015, kgat_ax 0.2797 ± 0.0015;
 Table 3: no_kge 0.2785 ± 0.0011, no_att_eu 0.2797 ± 0.0014, no_att_ei 0.2796 ± 0.0016. Cold

@@ -21,7 +21,7 @@ configs/kgat_ax.py and configs/lightgcn.py are these settings as the recommended
 
 (table3.py with the same options, without --models, gives Table 3.)
 
-Measured (docs/results.md section 5c, ml-100k-kg, test recall@20 over 3 seeds): LightGCN
+Measured (docs/notebook/results.md §5c, ml-100k-kg, test recall@20 over 3 seeds): LightGCN
 0.3547 ± 0.0044, KGAT (LightGCN's layer, from LightGCN) 0.3517 ± 0.0002, KGAT-AX (LightGCN's
 layer, started as LightGCN) 0.3549 ± 0.0025 (ndcg@20 0.4241 ± 0.0032, valid recall@20 0.3390);
 Table 3: no_kge 0.3552 ± 0.0025, no_att_eu 0.3556 ± 0.0033, no_att_ei 0.3550 ± 0.0025, no_aux

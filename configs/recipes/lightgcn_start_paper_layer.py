@@ -17,7 +17,7 @@ other baselines the paper's settings. L2 1e-2 otherwise, test rows logged.
 
 (table2.py and figure3.py with the same options and --models lightgcn kgat kgat_ax.)
 
-Measured (docs/results.md section 5f, ml-100k-kg, test recall@20 over 3 seeds): kgat_ax
+Measured (docs/notebook/results.md §5f, ml-100k-kg, test recall@20 over 3 seeds): kgat_ax
 0.3541 ± 0.0022, no_kge 0.3530 ± 0.0012, no_att_eu 0.3541 ± 0.0022, no_att_ei 0.3541 ± 0.0021,
 no_aux 0.3539 ± 0.0021, kgat 0.3528 ± 0.0010; LightGCN (the start) 0.3547 ± 0.0044.
 """

@@ -17,7 +17,7 @@ tune.py's selection for MF on ml-100k-kg), test rows logged for the curves.
 
 (table3.py, figure3.py and cold_start.py with the same options give the other tables.)
 
-Measured (docs/results.md section 2, ml-100k-kg, test recall@20 over 3 seeds): fm
+Measured (docs/notebook/results.md §2, ml-100k-kg, test recall@20 over 3 seeds): fm
 0.3370 ± 0.0014, mf 0.3441 ± 0.0043, cke 0.3431 ± 0.0020, cfkg 0.3104 ± 0.0025, kgcn
 0.3210 ± 0.0044, lightgcn 0.3547 ± 0.0044, kgat 0.3405 ± 0.0056, kgat_ax 0.3386 ± 0.0047;
 Table 3: no_kge 0.3377 ± 0.0053, no_att_eu 0.3387 ± 0.0046, no_att_ei 0.3386 ± 0.0048, no_aux

@@ -10,7 +10,7 @@ pretrained_mf.py (they are the same runs: MF's settings do not change).
 
 (table2.py with the same options and --models mf kgat kgat_ax gives Table 2.)
 
-Measured (docs/results.md section 2b, ml-100k-kg, test recall@20 over 3 seeds): kgat_ax
+Measured (docs/notebook/results.md §2b, ml-100k-kg, test recall@20 over 3 seeds): kgat_ax
 0.3422 ± 0.0033, no_kge 0.3427 ± 0.0034, no_att_eu 0.3422 ± 0.0033, no_att_ei 0.3422 ± 0.0032,
 no_aux 0.3420 ± 0.0045, kgat 0.3417 ± 0.0048 (MF, the start of every row: 0.3441 ± 0.0043).
 """

@@ -8,7 +8,7 @@ at L2 1e-2 (this recipe was made for MF, KGAT and KGAT-AX).
         --config.data.aux_from=../shared/data/raw/recbole-ml-100k --cold-only \
         --out docs/results/cold-ml-100k-kg-spread
 
-Measured (docs/results.md section 2, ml-100k-kg, cold-only recall@20 over 3 seeds): KGAT-AX
+Measured (docs/notebook/results.md §2, ml-100k-kg, cold-only recall@20 over 3 seeds): KGAT-AX
 0.1026 ± 0.0038, KGAT 0.0943 ± 0.0077 (without the spread, pretrained_mf.py: 0.1225 ± 0.0104
 and 0.0929 ± 0.0171; chance 20 / 168 = 0.119).
 """

@@ -7,7 +7,7 @@ the paper's settings). L2 1e-2 for all, test rows logged.
         --seeds 0 1 2 --root runs/ml-latest-small-scratch --recipe configs/recipes/scratch.py \
         --models kgat kgat_ax --out docs/results/table2-scratch-ml-latest-small
 
-Measured (docs/results.md section 3c, ml-latest-small, test recall@20 over 3 seeds): kgat
+Measured (docs/notebook/results.md §3c, ml-latest-small, test recall@20 over 3 seeds): kgat
 0.1371 ± 0.0203, kgat_ax 0.1789 ± 0.0035 (+30.50% over KGAT).
 """
 

@@ -9,7 +9,7 @@ the cold items at MF's untrained rows.
         --config.data.aux_from=../shared/data/raw/recbole-ml-100k --cold-only \
         --out docs/results/cold-ml-100k-kg-scratch
 
-Measured (docs/results.md section 2, ml-100k-kg, cold items over 3 seeds; a random ranking
+Measured (docs/notebook/results.md §2, ml-100k-kg, cold items over 3 seeds; a random ranking
 scores 20 / 168 = 0.1190 among the cold items): cold-only recall@20 kgat_ax 0.1500 ± 0.0240,
 kgat 0.0769 ± 0.0125, mf 0.1025 ± 0.0258; cold AUC kgat_ax 0.3411 ± 0.0403, kgat
 0.2695 ± 0.0336; recall@20 over all test items kgat_ax 0.2047 ± 0.0049, kgat 0.1862 ± 0.0020.
