@@ -80,21 +80,25 @@ def _saved(directory, epochs=(1, 2), keep=2) -> Checkpoints:
   return ckpt
 
 
-def _biggest_file(step_dir: pathlib.Path) -> pathlib.Path:
-  return max((p for p in (step_dir / "default").rglob("*") if p.is_file()),
-             key=lambda p: p.stat().st_size)
+def _data_files(step_dir: pathlib.Path) -> list[pathlib.Path]:
+  # every array data file: OCDBT may leave files no array refers to, so one chosen file (say the
+  # largest) may hold nothing that a restore reads
+  files = sorted(p for p in (step_dir / "default").rglob("*") if p.is_file()
+                 and p.parent.name == "d")
+  assert files, step_dir
+  return files
 
 
 def _damage(step_dir: pathlib.Path, kind: str) -> None:
-  if kind == "truncated":   # the largest array data file cut to half its size
-    path = _biggest_file(step_dir)
-    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
-  elif kind == "garbled":   # 64 bytes in the middle of the largest array data file inverted
-    path = _biggest_file(step_dir)
-    data = bytearray(path.read_bytes())
-    mid = len(data) // 2
-    data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
-    path.write_bytes(bytes(data))
+  if kind == "truncated":   # every array data file cut to half its size
+    for path in _data_files(step_dir):
+      path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+  elif kind == "garbled":   # 64 bytes in the middle of every array data file inverted
+    for path in _data_files(step_dir):
+      data = bytearray(path.read_bytes())
+      mid = len(data) // 2
+      data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+      path.write_bytes(bytes(data))
   elif kind == "empty_metadata":
     (step_dir / "default" / "_METADATA").write_bytes(b"")
   else:

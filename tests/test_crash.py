@@ -33,9 +33,28 @@ KILLS = [
 ]
 
 
-def _train(workdir, kill=None, timeout=600):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+# The runs of this module share a persistent compilation cache (one per test process, whose runs
+# never compile at the same time), which halves each run; a warm cache gives the same results.
+_CACHE = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compilation_cache(tmp_path_factory):
+  _CACHE.update(JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax-cache")),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  yield
+  _CACHE.clear()
+
+
+def _env():
+  env = dict(os.environ, JAX_PLATFORMS="cpu", **_CACHE)
   env.pop("KGAX_KILL_AT", None)
+  return env
+
+
+def _train(workdir, kill=None, timeout=600):
+  env = _env()
   if kill:
     env["KGAX_KILL_AT"] = f"{kill[0]}:{kill[1]}"
   return subprocess.run([sys.executable, "-m", "kgax.cli", "train", "--config", CONFIG,
@@ -75,7 +94,7 @@ def test_killed_run_resumes_to_the_same_result(kill, reference, tmp_path):
 def test_second_writer_is_refused_with_one_line(tmp_path):
   """While one `kgax train` holds the workdir, a second is refused with one line and changes
   nothing; the lock does not outlive a killed holder."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", KGAX_KILL_AT="")
+  env = _env()
   first = subprocess.Popen([sys.executable, "-m", "kgax.cli", "train", "--config", CONFIG,
                             "--workdir", str(tmp_path), *ARGS, "--config.train.epochs=400",
                             "--config.train.eval_every=100"],

@@ -49,7 +49,7 @@ MAX_RERUNS = 5
 PREFIX = "kgax-reliability-"
 QUICK_KILLS = [("after_validation_log", 2)]
 QUICK_CASES = ["config optim.lr=-1", "cli evaluate --step abc", "data train.txt id 2**40",
-               "workdir evaluate: truncated best array file", "workdir evaluate writes nothing"]
+               "workdir evaluate: truncated best array files", "workdir evaluate writes nothing"]
 QUICK_WARM_FRACTION = 0.4   # --quick: random delays within this fraction of the first run
 
 
@@ -440,9 +440,10 @@ def build_cases(base_data: pathlib.Path, finished: pathlib.Path) -> list[Case]:
   latest_steps = sorted((p.name for p in (finished / "checkpoints" / "latest").iterdir()),
                         key=int)
 
-  def array_file(step_dir: pathlib.Path) -> pathlib.Path:
-    files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
-    return max(files, key=lambda p: p.stat().st_size)
+  def array_files(step_dir: pathlib.Path) -> list[pathlib.Path]:
+    # every data file of the step: OCDBT may leave files that no array refers to, so damaging
+    # one file (say the largest) may damage nothing that a restore reads
+    return sorted(p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d")
 
   def damaged(*edits):
     def setup(d: pathlib.Path):
@@ -450,14 +451,14 @@ def build_cases(base_data: pathlib.Path, finished: pathlib.Path) -> list[Case]:
       for where, how in edits:
         target = d / "wd" / where
         if how == "array-truncate":
-          f = array_file(target)
-          f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])
+          for f in array_files(target):
+            f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])
         elif how == "array-garble":
-          f = array_file(target)
-          b = bytearray(f.read_bytes())
-          mid = len(b) // 2
-          b[mid:mid + 64] = bytes(x ^ 0xA5 for x in b[mid:mid + 64])
-          f.write_bytes(bytes(b))
+          for f in array_files(target):
+            b = bytearray(f.read_bytes())
+            mid = len(b) // 2
+            b[mid:mid + 64] = bytes(x ^ 0xA5 for x in b[mid:mid + 64])
+            f.write_bytes(bytes(b))
         elif how == "empty":
           target.write_bytes(b"")
         elif how == "truncate":
@@ -478,13 +479,13 @@ def build_cases(base_data: pathlib.Path, finished: pathlib.Path) -> list[Case]:
   evaluate = ["evaluate", "--workdir", "{wd}"]
   resume = ["train", "--config", "{config}", "--workdir", "{wd}", *ARGS]
   for name, edits, argv, expect, names in [
-      ("evaluate: truncated best array file", [(best, "array-truncate")], evaluate, "clean",
+      ("evaluate: truncated best array files", [(best, "array-truncate")], evaluate, "clean",
        (best,)),
-      ("evaluate: garbled best array file", [(best, "array-garble")], evaluate, "clean",
+      ("evaluate: garbled best array files", [(best, "array-garble")], evaluate, "clean",
        (best,)),
       ("evaluate: 0-byte best _METADATA", [(f"{best}/default/_METADATA", "empty")], evaluate,
        "clean", (best,)),
-      ("evaluate --step latest: truncated latest array file", [(latest, "array-truncate")],
+      ("evaluate --step latest: truncated latest array files", [(latest, "array-truncate")],
        evaluate + ["--step", "latest"], "clean", (latest,)),
       ("evaluate: truncated config.json", [("config.json", "truncate")], evaluate, "clean",
        ("config.json",)),
@@ -500,14 +501,14 @@ def build_cases(base_data: pathlib.Path, finished: pathlib.Path) -> list[Case]:
        [("metrics.jsonl", "garble-last-line")], evaluate, "ok", ("test metrics",)),
       ("evaluate --step 99: no such step", [], evaluate + ["--step", "99"], "clean",
        ("step 99",)),
-      ("resume: truncated latest array file (falls back)", [(latest, "array-truncate")],
+      ("resume: truncated latest array files (falls back)", [(latest, "array-truncate")],
        resume, "ok", ("skipping unusable",)),
       ("resume: 0-byte latest _METADATA (falls back)",
        [(f"{latest}/default/_METADATA", "empty")], resume, "ok", ("test metrics",)),
       ("resume: every latest array file truncated",
        [(f"checkpoints/latest/{s}", "array-truncate") for s in latest_steps], resume, "clean",
        ("checkpoints/latest",)),
-      ("resume: garbled best array file", [(best, "array-garble")], resume, "clean", (best,)),
+      ("resume: garbled best array files", [(best, "array-garble")], resume, "clean", (best,)),
       ("resume: truncated config.json", [("config.json", "truncate")], resume, "clean",
        ("config.json",)),
       ("resume: config.json not an object", [("config.json", "not-an-object")], resume,
