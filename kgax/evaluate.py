@@ -202,8 +202,8 @@ def auc_from_entries(scores: jax.Array, truth: jax.Array, exclude: jax.Array, ro
 
 
 def _batch_metrics(scores, truth_rows, truth_cols, excl_rows, excl_cols, *, ks, metrics, mesh):
-  """`rank_entries` (per device block with a mesh: shard_map over "data") and, if asked,
-  `auc_from_entries`, which needs the truth and exclusion masks [B, N]."""
+  """`rank_entries` (with a mesh: one block of users per device, shard_map over every mesh axis)
+  and, if asked, `auc_from_entries`, which needs the truth and exclusion masks [B, N]."""
   ranking = tuple(m for m in metrics if m != "auc")
   out = {}
   if ranking:
@@ -211,11 +211,15 @@ def _batch_metrics(scores, truth_rows, truth_cols, excl_rows, excl_cols, *, ks, 
     if mesh is None:
       out = rank_entries(scores, *entries, ks=ks, metrics=ranking)
     else:
+      axes = mesh.axis_names
       def block(scores, *entries):
-        offset = jax.lax.axis_index("data") * scores.shape[0]
+        offset = jax.lax.axis_index(axes) * scores.shape[0]
         return rank_entries(scores, *entries, ks=ks, metrics=ranking, row_offset=offset)
-      out = jax.shard_map(block, mesh=mesh, in_specs=(P("data"),) + (P(),) * 4,
-                          out_specs=P("data"))(scores, *entries)
+      out = jax.shard_map(block, mesh=mesh, in_specs=(P(axes),) + (P(),) * 4,
+                          out_specs=P(axes))(scores, *entries)
+      # the per-user metrics [B] (not the scores) go to every device: with several processes
+      # each reads them from its own
+      out = jax.lax.with_sharding_constraint(out, NamedSharding(mesh, P()))
   if "auc" in metrics:
     def mask(rows, cols):
       return jnp.zeros(scores.shape, bool).at[rows, cols].set(True, mode="drop")
@@ -239,7 +243,7 @@ def _embedding_metrics(user_emb, item_emb, users, *entries, ks, metrics, mesh):
   (the exclusions are written into the product's buffer, no copy of the scores)."""
   rows = user_emb[users]
   if mesh is not None:
-    rows = jax.lax.with_sharding_constraint(rows, NamedSharding(mesh, P("data")))
+    rows = jax.lax.with_sharding_constraint(rows, NamedSharding(mesh, P(mesh.axis_names)))
   scores = jnp.dot(rows, item_emb.T, precision=jax.lax.Precision.HIGHEST)
   return _batch_metrics(scores, *entries, ks=ks, metrics=metrics, mesh=mesh)
 
@@ -275,9 +279,11 @@ class Evaluator:
       testing); must not share a pair with truth_pairs. Duplicate pairs count once.
     ks: cut-offs K. metrics: a subset of METRICS.
     batch_size: users per batch (rounded up to a multiple of the mesh size).
-    mesh: optional mesh whose "data" axis splits each batch's metric computation (and the scoring
-      of `evaluate_embeddings`) across devices; a score_fn given to `__call__` gets a plain user
-      array and shards its own work. Explicit mesh axes are used as Auto ones.
+    mesh: optional mesh whose devices (all of them, every axis) each take a block of every
+      batch's users: `evaluate_embeddings` scores and ranks a block per device, so no [B, N]
+      score matrix is gathered on one device or host; a score_fn given to `__call__` gets a
+      plain user array, and its scores are split the same way for ranking. Explicit mesh axes
+      are used as Auto ones.
     threads: batches in flight at once (None: `default_threads()`).
   """
 
@@ -307,7 +313,7 @@ class Evaluator:
     if mesh is not None:
       mesh = Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * mesh.devices.ndim)
     self._mesh = mesh
-    n_dev = mesh.shape["data"] if mesh is not None else 1
+    n_dev = mesh.size if mesh is not None else 1
     self.batch_size = -(-batch_size // n_dev) * n_dev
     self._has_negative = (n_items - n_truth - np.diff(excl_ptr))[self.users] > 0
     n_batches = -(-len(self.users) // self.batch_size)
@@ -341,7 +347,7 @@ class Evaluator:
         raise ValueError(f"score_fn returned shape {scores.shape}, expected "
                          f"{(self.batch_size, self.n_items)}")
       if self._mesh is not None:
-        scores = jax.device_put(scores, NamedSharding(self._mesh, P("data")))
+        scores = jax.device_put(scores, NamedSharding(self._mesh, P(self._mesh.axis_names)))
       return _score_metrics(scores, *self._entries(b), ks=self.ks, metrics=self.metrics,
                             mesh=self._mesh)
     return self._collect(batch, per_user)
@@ -377,6 +383,6 @@ class Evaluator:
     if self._mesh is not None:
       user_emb, item_emb = jax.device_put((user_emb, item_emb), NamedSharding(self._mesh, P()))
     return self._collect(
-        lambda b: _embedding_metrics(user_emb, item_emb, jnp.asarray(self._batches[b]),
+        lambda b: _embedding_metrics(user_emb, item_emb, self._batches[b],
                                      *self._entries(b), ks=self.ks, metrics=self.metrics,
                                      mesh=self._mesh), per_user)

@@ -79,13 +79,15 @@ class Experiment:
                       epoch=jnp.zeros((), jnp.int32), best=jnp.full((), -jnp.inf, jnp.float32),
                       best_epoch=jnp.full((), -1, jnp.int32), bad_evals=jnp.zeros((), jnp.int32))
 
-  def evaluator(self, split: str, metrics=evaluate.METRICS) -> evaluate.Evaluator:
-    """Full ranking on "valid" (train excluded) or "test" (train and validation excluded)."""
+  def evaluator(self, split: str, metrics=evaluate.METRICS, mesh=None) -> evaluate.Evaluator:
+    """Full ranking on "valid" (train excluded) or "test" (train and validation excluded); with
+    a mesh of several devices each device scores and ranks its own block of every batch."""
     s, e = self.split, self.opts.eval
     truth, exclude = ((s.valid, s.train) if split == "valid"
                       else (s.test, np.concatenate([s.train, s.valid])))
+    mesh = mesh if mesh is not None and mesh.size > 1 else None
     return evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude, ks=e.ks,
-                              batch_size=e.batch_size, metrics=metrics)
+                              batch_size=e.batch_size, metrics=metrics, mesh=mesh)
 
   def evaluate_fn(self, items: np.ndarray | None = None):
     """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.

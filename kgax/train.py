@@ -310,8 +310,8 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   evaluate_fn = _trimmed(exp.evaluate_fn(), layout)
   # Validation runs often and selects on a ranking metric: it skips AUC, as do the test rows
   # that log_test adds for curves.
-  valid_eval = exp.evaluator("valid", experiment.evaluate.RANKING_METRICS)
-  test_eval = exp.evaluator("test")
+  valid_eval = exp.evaluator("valid", experiment.evaluate.RANKING_METRICS, mesh)
+  test_eval = exp.evaluator("test", mesh=mesh)
   test_curve_eval = test_eval.with_metrics(experiment.evaluate.RANKING_METRICS)
 
   ckpt = checkpoint.Checkpoints(wd.checkpoints, keep=opts.train.keep_checkpoints,

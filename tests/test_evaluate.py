@@ -192,7 +192,8 @@ def test_bad_input(truth, exclude, message):
 
 
 def test_splits_batches_across_devices():
-  """With 4 (CPU) devices and a mesh, the metrics equal the single-device ones."""
+  """With 4 (CPU) devices and a mesh (1-D, or 2-D as training's ("data", "model")), the metrics
+  equal the single-device ones, and each device ranks a quarter of every batch's users."""
   script = textwrap.dedent("""
       import jax, jax.numpy as jnp, numpy as np
       from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
@@ -209,6 +210,13 @@ def test_splits_batches_across_devices():
       scores = jnp.asarray(user_emb @ item_emb.T)
       score_fn = jax.jit(lambda users: scores[users])
       meshes = [jax.make_mesh((4,), ("data",), axis_types=t) for t in (None, (AxisType.Auto,))]
+      meshes.append(jax.make_mesh((2, 2), ("data", "model"), axis_types=(AxisType.Auto,) * 2))
+      blocks = []   # the rows each device's ranking block sees (recorded when traced)
+      rank_entries = evaluate.rank_entries
+      def recording(scores, *args, **kwargs):
+        blocks.append(scores.shape[0])
+        return rank_entries(scores, *args, **kwargs)
+      evaluate.rank_entries = recording
       for emb_mesh in meshes:   # jax.make_mesh's default axis type is Explicit
         replicated = NamedSharding(emb_mesh, P())   # as the training state is placed
         emb = [jax.device_put(e, replicated) for e in (user_emb, item_emb)]
@@ -219,6 +227,7 @@ def test_splits_batches_across_devices():
             assert got.keys() == want.keys()
             for key in want:
               np.testing.assert_allclose(got[key], want[key], rtol=1e-6)
+      assert set(blocks) == {6, 2}, blocks   # whole batches without a mesh, 8 / 4 with one
       """)
   env = dict(os.environ, JAX_NUM_CPU_DEVICES="4", JAX_PLATFORMS="cpu")
   result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
