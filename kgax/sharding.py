@@ -77,6 +77,31 @@ def global_array(x, sharding: NamedSharding):
   return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
+def graph_shardings(mesh, graph, shard_edges: bool = False):
+  """Shardings for a Graph: replicated, or with `shard_edges` its edge arrays ([E]: heads,
+  relations, tails, weights and the edge permutations) split over every device of the mesh.
+  GSPMD then partitions the per-edge work (gathers, attention logits, messages) and places the
+  exchanges; the node-size arrays stay replicated. ValueError naming config.train.shard_edges
+  when the device count does not divide the padded edge count."""
+  rep = replicated(mesh)
+  if not shard_edges:
+    return jax.tree.map(lambda _: rep, graph)
+  if graph.n_edges % mesh.size:
+    raise ValueError(f"config.train.shard_edges=True: the {mesh.size} devices of the mesh do not "
+                     f"divide the {graph.n_edges} padded edges; use a power-of-two device count "
+                     "(edges are padded to a multiple of 1024)")
+  edges = NamedSharding(mesh, P(mesh.axis_names))
+  return jax.tree.map(lambda x: edges if x.shape and x.shape[0] == graph.n_edges else rep, graph)
+
+
+def place(tree, shardings):
+  """Host arrays `tree` put on the mesh of `shardings` (of every process: each puts its own
+  shards)."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, shardings)
+  return jax.tree.map(global_array, jax.tree.map(np.asarray, tree), shardings)
+
+
 @dataclasses.dataclass(frozen=True)
 class Layout:
   """Where each array of a training state lives: `tables` (top-level parameter names) with
@@ -143,9 +168,7 @@ class Layout:
   def place(self, tree):
     """`tree` padded and put on the mesh (of every process: each puts its own shards)."""
     tree = self.pad(tree)
-    if jax.process_count() == 1:
-      return jax.device_put(tree, self.shardings(tree))
-    return jax.tree.map(global_array, jax.tree.map(np.asarray, tree), self.shardings(tree))
+    return place(tree, self.shardings(tree))
 
   def abstract(self, tree):
     """ShapeDtypeStructs of the placed `tree`, with their shardings (a restore target)."""
@@ -169,5 +192,6 @@ def peak_memory() -> int | None:
   return stats.get("peak_bytes_in_use")
 
 
-__all__ = ["AXES", "mesh_shape", "make_mesh", "replicated", "batch_sharded", "all_devices", "global_array",
-           "Layout", "bytes_per_device", "peak_memory"]
+__all__ = ["AXES", "mesh_shape", "make_mesh", "replicated", "batch_sharded", "all_devices",
+           "global_array", "graph_shardings", "place", "Layout", "bytes_per_device",
+           "peak_memory"]

@@ -34,13 +34,15 @@ class TrainingError(RuntimeError):
 # Steps ----------------------------------------------------------------------------------------
 
 def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, int] = (1, 1),
-                  *, layout: sharding.Layout | None = None, state: TrainState | None = None):
+                  *, layout: sharding.Layout | None = None, state: TrainState | None = None,
+                  graph_sharding=None):
   """Jitted functions running a chunk of CF (or KG) steps in one lax.scan.
 
   The graph is an argument, not a closed-over constant: XLA would otherwise embed (and try to
   constant-fold through) the edge arrays. With the joint schedule each CF step adds the loss of
   one KG batch. With a `layout` (a mesh with a "model" axis) the parameters and optimizer state
   keep the shardings of `state` (placed by `layout.place`) and the model sees them trimmed.
+  `graph_sharding` (a sharding or a pytree of them for the Graph) defaults to replicated.
   """
   m, o, lib = opts.model, opts.optim, opts.model_lib
   tx_cf, tx_kg = experiment.make_optimizers(opts, steps_per_epoch)
@@ -75,8 +77,9 @@ def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, in
     else:
       p_sh = layout.shardings(state.params)
       opt_sh = layout.shardings(state.opt_cf if tx is tx_cf else state.opt_kg)
+    g_sh = rep if graph_sharding is None else graph_sharding
     fn = jax.jit(steps, donate_argnums=(0, 1),
-                 in_shardings=(p_sh, opt_sh, rep, data, data, rep),
+                 in_shardings=(p_sh, opt_sh, g_sh, data, data, rep),
                  out_shardings=(p_sh, opt_sh, rep))
     if jax.process_count() == 1:
       return fn
@@ -133,8 +136,9 @@ def train_epoch(state: TrainState, batches, *, opts, graph, cf_fn, kg_fn) -> tup
 EXTENDABLE = ("epochs", "patience")   # budget fields a rerun may raise to extend a run
 # Fields that change speed, memory or logging but not what a run computes.
 NEUTRAL = (("model", "score_chunk"), ("eval", "batch_size"), ("train", "keep_checkpoints"),
-           ("train", "tensorboard"), ("train", "mesh"), ("train", "distributed"),
-           ("train", "coordinator"), ("train", "num_processes"), ("train", "process_id"))
+           ("train", "tensorboard"), ("train", "mesh"), ("train", "shard_edges"),
+           ("train", "distributed"), ("train", "coordinator"), ("train", "num_processes"),
+           ("train", "process_id"))
 
 
 def config_difference(stored: dict, new: dict) -> str | None:
@@ -240,11 +244,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict | dict, workdir, *,
   t_start = time.time()
   exp = experiment.build(config, opts)   # data errors stop here, before the workdir is written
   source = pretrained_source(exp, wd)     # and so do a wrong start.pretrained's
+  try:                                    # and edges that the devices cannot split
+    sharding.graph_shardings(mesh, exp.graph, opts.train.shard_edges)
+  except ValueError as e:
+    raise options.ConfigError(str(e)) from None
   with wd.lock(jax.process_index()):
     _check_workdir(wd, config_dict)   # again, now that no other writer can change it
-    if jax.process_index() == 0:
-      wd.write_config(config_dict)
-    return _train(exp, wd, mesh, t_start, stop_after_epochs, source)
+    return _train(exp, wd, mesh, t_start, stop_after_epochs, source, config_dict)
 
 
 def start_devices(t: options.TrainOptions) -> jax.sharding.Mesh:
@@ -297,16 +303,18 @@ class _Stderr:
 
 
 def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
-           stop_after_epochs: int | None, source: pretrained.Pretrained | None
-           ) -> dict[str, Any]:
+           stop_after_epochs: int | None, source: pretrained.Pretrained | None,
+           config_dict: dict) -> dict[str, Any]:
   opts = exp.opts
-  graph = jax.device_put(exp.graph, sharding.replicated(mesh))
+  graph_sh = sharding.graph_shardings(mesh, exp.graph, opts.train.shard_edges)
+  graph = sharding.place(exp.graph, graph_sh)
   sample = pipeline.make_sampler(opts, exp.ds, exp.split, exp.graph)
   tx_cf, tx_kg = experiment.make_optimizers(opts, sample.steps)
   state = exp.init_state(tx_cf, tx_kg)
   layout = sharding.Layout.for_model(mesh, exp.lib, state.params)
   target = layout.abstract(state)   # the placed state's shapes and shardings
-  cf_fn, kg_fn = make_step_fns(opts, mesh, sample.steps, layout=layout, state=target)
+  cf_fn, kg_fn = make_step_fns(opts, mesh, sample.steps, layout=layout, state=target,
+                               graph_sharding=graph_sh)
   evaluate_fn = _trimmed(exp.evaluate_fn(), layout)
   # Validation runs often and selects on a ranking metric: it skips AUC, as do the test rows
   # that log_test adds for curves.
@@ -317,6 +325,10 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   ckpt = checkpoint.Checkpoints(wd.checkpoints, keep=opts.train.keep_checkpoints,
                                 metric=opts.train.select_metric, trim=layout.trim)
   restored = ckpt.restore_latest(_state_dict(target))
+  # written once the run can go on: a resume refused above (damaged checkpoints) leaves the
+  # stored config.json as it was, even where neutral fields (mesh, ...) differ
+  if jax.process_index() == 0:
+    wd.write_config(config_dict)
   if restored is not None:
     state = TrainState(**restored)
   else:

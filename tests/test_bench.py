@@ -98,6 +98,28 @@ def test_plan_reports_xla_buffers(tmp_path, capsys):
   assert "| cf_chunk |" in capsys.readouterr().out
 
 
+def test_plan_scale_compiles_a_graph_it_never_builds(tmp_path):
+  """plan_scale.py: per device, the row-sharded tables hold 1 / N of the replicated bytes, the
+  split edge arrays fall by about N, and each record's peak adds XLA's buffers up."""
+  import plan_scale
+  out = tmp_path / "plan"
+  records = plan_scale.main(["--graphs", "2e4:2e5", "--devices", "8", "--set",
+                             "train.batch_size", "256", "--out", str(out)])
+  assert json.loads((tmp_path / "plan.json").read_text())["records"] == records
+  by = {r["layout"]: r for r in records}
+  assert set(by) == set(plan_scale.LAYOUTS) and all(r["devices"] == 8 for r in records)
+  rep, tables, edges = by["replicated"], by["tables"], by["tables+edges"]
+  for r in records:
+    assert r["peak"] == r["arguments"] + r["outputs"] - r["aliased"] + r["temporaries"] > 0
+  # tables: the node table (and its Adam moments) split 8 ways, up to small replicated weights
+  assert tables["params"] < rep["params"] / 4 and tables["opt_state"] < rep["opt_state"] / 4
+  assert tables["graph"] == rep["graph"] and edges["params"] == tables["params"]
+  # the edge arrays (7 of the graph's [E] arrays, 4 bytes each) split 8 ways
+  n_edges = -(-200_000 // 1024) * 1024
+  assert rep["graph"] - edges["graph"] == pytest.approx(7 * 4 * n_edges * 7 / 8, rel=1e-6)
+  assert "| 2e+04 | 2e+05 | 8 | tables+edges | (1, 8) |" in (tmp_path / "plan.md").read_text()
+
+
 def test_plot_curves_writes_png(tmp_path, capsys):
   import plot_curves
   run = tmp_path / "run"

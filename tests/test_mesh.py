@@ -17,7 +17,8 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "configs" / "test.py")
-MESHES = [(1, 1), (1, 8), (2, 4), (8, 1)]
+# (data, model) and whether the edge arrays are split too (train.shard_edges)
+MESHES = [((1, 1), False), ((1, 8), False), ((2, 4), False), ((8, 1), False), ((2, 4), True)]
 MODELS = {   # name -> (config argument, overrides)
     "kgat_ax": ("model=kgat", {}),
     "kgat": ("model=kgat", {"model.attention": "kgat", "model.fusion": "none",
@@ -48,15 +49,17 @@ def _worker(model: str) -> dict:
   batches = sample(0)
   valid = exp.evaluator("valid")
   out = {}
-  for shape in MESHES:
+  for shape, shard_edges in MESHES:
     mesh = sharding.make_mesh(shape)
+    graph_sh = sharding.graph_shardings(mesh, exp.graph, shard_edges)
     tx_cf, tx_kg = experiment.make_optimizers(opts, sample.steps)
     state = exp.init_state(tx_cf, tx_kg)
     layout = sharding.Layout.for_model(mesh, exp.lib, state.params)
     target = layout.abstract(state)
     state = layout.place(state)
-    cf_fn, kg_fn = train.make_step_fns(opts, mesh, sample.steps, layout=layout, state=target)
-    graph = jax.device_put(exp.graph, sharding.replicated(mesh))
+    cf_fn, kg_fn = train.make_step_fns(opts, mesh, sample.steps, layout=layout, state=target,
+                                       graph_sharding=graph_sh)
+    graph = sharding.place(exp.graph, graph_sh)
     state, cf_loss, kg_loss = train.train_epoch(state, batches, opts=opts, graph=graph,
                                                 cf_fn=cf_fn, kg_fn=kg_fn)
     params = layout.trim(state.params)
@@ -70,8 +73,9 @@ def _worker(model: str) -> dict:
     leaves = jax.tree_util.tree_leaves_with_path((state.params, state.opt_cf))
     table_bytes = sum(x.addressable_shards[0].data.nbytes for path, x in leaves
                       if any(getattr(k, "key", None) in tables for k in path))
-    out["x".join(map(str, shape))] = {
+    out["x".join(map(str, shape)) + ("+edges" if shard_edges else "")] = {
         "cf_loss": cf_loss, "kg_loss": kg_loss, "metrics": metrics,
+        "graph_bytes": sharding.bytes_per_device(graph, graph_sh),
         "argument_bytes": compiled.memory_analysis().argument_size_in_bytes,
         "table_bytes": table_bytes, "padding_rows": {n: layout.padded_rows(n) - r
                                                      for n, r in layout.rows.items()}}
@@ -108,6 +112,11 @@ def test_every_mesh_trains_as_one_device(model):
     assert saved >= (tables - got["table_bytes"]) * 0.99, (name, saved, got)
     if model_size == 1:
       assert got["table_bytes"] == tables
+  # train.shard_edges: each device holds 1/8 of the edge arrays (the rest of the graph, node-
+  # and fact-size arrays, stays replicated)
+  edges = out["2x4+edges"]
+  assert edges["table_bytes"] == out["2x4"]["table_bytes"]
+  assert edges["graph_bytes"] < one["graph_bytes"] / 3, (edges["graph_bytes"], one["graph_bytes"])
 
 def _train(workdir, devices, mesh, *extra):
   return subprocess.run([sys.executable, "-m", "kgax.cli", "train", "--config", CONFIG,
