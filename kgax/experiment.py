@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from kgax import evaluate, options
+from kgax import coldstart, evaluate, options
 from kgax.data import load
 from kgax.data.types import Dataset, Split
 from kgax.graph import Graph, GraphOptions, build_graph
@@ -67,6 +67,14 @@ class Experiment:
   def lib(self):
     return self.opts.model_lib
 
+  @property
+  def cold_items(self) -> coldstart.ColdItems | None:
+    """The links that score items without a training pair (eval.cold_items="kg"), or None."""
+    e = self.opts.eval
+    if e.cold_items != "kg":
+      return None
+    return coldstart.build(self.ds, self.split.train, e.cold_norm)
+
   def init_params(self) -> dict:
     params = self.lib.init(jax.random.key(self.opts.seed), self.opts.model, self.graph)
     if self.opts.start.neutral:
@@ -92,17 +100,24 @@ class Experiment:
   def evaluate_fn(self, items: np.ndarray | None = None):
     """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.
     With `items` (ids [C]) only those are ranked: the evaluator's item k is items[k]."""
-    return make_evaluate(self.lib, self.opts.model, self.graph, items)
+    return make_evaluate(self.lib, self.opts.model, self.graph, items, self.cold_items)
 
 
-def make_evaluate(lib, m, graph: Graph, items: np.ndarray | None = None):
+def item_embeddings(lib, m, params, graph: Graph, cold: coldstart.ColdItems | None = None):
+  """(users [n_users, d], items [n_items, d]) of an embedding model, its cold items imputed."""
+  users, item_emb = lib.user_item_embeddings(params, graph, m)
+  return users, item_emb if cold is None else coldstart.impute(item_emb, cold)
+
+
+def make_evaluate(lib, m, graph: Graph, items: np.ndarray | None = None,
+                  cold: coldstart.ColdItems | None = None):
   keep = slice(None) if items is None else jnp.asarray(items)
   if hasattr(lib, "user_item_embeddings"):
-    def embed(p, g):
-      users, item_emb = lib.user_item_embeddings(p, g, m)
+    def embed(p, g, cold):
+      users, item_emb = item_embeddings(lib, m, p, g, cold)
       return users, item_emb[keep]
     embed = jax.jit(embed)
-    return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph))
+    return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph, cold))
   score = jax.jit(lambda p, g, users: lib.score_users(p, g, m, users)[:, keep])
   return lambda params, ev: ev(lambda users: score(params, graph, users))
 
@@ -114,6 +129,9 @@ def build(config: ml_collections.ConfigDict | dict, opts: options.RunOptions | N
   ds, split = load.load_split(opts.data)
   graph = build_graph(ds, split.train, GraphOptions(aux_edges=opts.model.aux_edges))
   m = opts.model
+  if opts.eval.cold_items and not hasattr(opts.model_lib, "user_item_embeddings"):
+    raise options.ConfigError(f"config.eval.cold_items={opts.eval.cold_items!r}: model "
+                              f"{m.name!r} scores pairs without item embeddings to impute")
   if m.use_kge and m.kg_triples == "kg" and not len(ds.kg):
     raise options.ConfigError(f"config.model.name={m.name!r}: its KG loss trains on KG triples "
                               f"and {ds.name} has none (data.kg={opts.data.kg!r})")

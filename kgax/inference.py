@@ -81,7 +81,8 @@ class Run:
     """users [B] -> scores [B, n_items] for the restored parameters."""
     m, graph, params, lib = self.opts.model, self.graph, self.params, self.lib
     if hasattr(lib, "user_item_embeddings"):
-      user_emb, item_emb = jax.jit(lambda p, g: lib.user_item_embeddings(p, g, m))(params, graph)
+      user_emb, item_emb = jax.jit(functools.partial(experiment.item_embeddings, lib, m))(
+          params, graph, self.exp.cold_items)
       return jax.jit(lambda users: user_emb[users] @ item_emb.T)
     score = jax.jit(lambda p, g, users: lib.score_users(p, g, m, users))
     return lambda users: score(params, graph, users)

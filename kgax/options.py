@@ -168,11 +168,17 @@ class EvalOptions:
   """Full-ranking evaluation."""
   ks: tuple[int, ...] = (20, 40, 60, 80, 100)
   batch_size: int = 256
+  cold_items: str = ""    # "kg": items without a training pair are scored through their KG and
+                          # aux neighbours (kgax/coldstart.py); "": their own rows
+  cold_norm: float = 0.4  # with cold_items="kg": the quantile of the trained items' embedding
+                          # norms that an imputed item gets
 
   def __post_init__(self):
     _check(len(self.ks) > 0 and all(k > 0 for k in self.ks), "eval.ks", self.ks,
            "positive cut-offs")
     positive("eval", self, "batch_size")
+    _check(self.cold_items in ("", "kg"), "eval.cold_items", self.cold_items, "'' or 'kg'")
+    _check(0 < self.cold_norm <= 1, "eval.cold_norm", self.cold_norm, "a quantile in (0, 1]")
 
 
 SECTIONS = {"data": DataOptions, "start": StartOptions, "optim": OptimOptions,

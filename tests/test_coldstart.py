@@ -1,0 +1,145 @@
+"""kgax/coldstart.py: items without a training pair scored through their KG and aux neighbours,
+checked against a brute-force loop; what it reads comes from the training side only."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kgax import coldstart, options
+from kgax.data.types import AuxFacts, Dataset
+
+REPO_CONFIG = "configs/test.py"
+
+
+def _dataset(rng, n_users=6, n_items=12, n_entities=20, n_triples=40) -> Dataset:
+  kg = np.stack([rng.integers(0, n_entities, n_triples), rng.integers(0, 3, n_triples),
+                 rng.integers(0, n_entities, n_triples)], 1)
+  aux = AuxFacts(owner=np.array([0, 1, 2, 3, 0]), owner_is_user=np.array([0, 0, 0, 1, 1], bool),
+                 node=np.array([0, 0, 1, 1, 2]), weight=np.ones(5, np.float32),
+                 node_attr=np.array([0, 0, 1]), node_names=np.array(["g=a", "g=b", "u=c"], object),
+                 attr_names=("g", "u"))
+  pairs = np.stack([rng.integers(0, n_users, 30), rng.integers(0, n_items, 30)], 1)
+  return Dataset(name="tiny", n_users=n_users, n_items=n_items, n_entities=n_entities,
+                 interactions=np.unique(pairs, axis=0), kg=kg, relation_names=("a", "b", "c"),
+                 aux=aux)
+
+
+def _reference(item_emb, ds, warm, q):
+  """The loop of docs/model.md §5: node means over trained items, their mean per cold item,
+  rescaled to the q-quantile of the trained items' norms."""
+  links = set()
+  for h, _, t in ds.kg:
+    for a, b in ((h, t), (t, h)):
+      if a < ds.n_items and a != b:
+        links.add((int(a), int(b)))
+  for o, is_user, n in zip(ds.aux.owner, ds.aux.owner_is_user, ds.aux.node):
+    if not is_user and o < ds.n_items:
+      links.add((int(o), int(ds.n_entities + n)))
+  target = np.quantile(np.linalg.norm(item_emb[warm], axis=1), q)
+  out = item_emb.copy()
+  for i in np.flatnonzero(~warm):
+    means = []
+    for (a, v) in links:
+      if a != i:
+        continue
+      members = [j for (j, w) in links if w == v and warm[j]]
+      if members:
+        means.append(np.mean([item_emb[j] for j in members], 0))
+    if means:
+      u = np.mean(means, 0)
+      if np.linalg.norm(u) > 0:
+        out[i] = u / np.linalg.norm(u) * target
+  return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_impute_matches_the_loop(seed):
+  rng = np.random.default_rng(seed)
+  ds = _dataset(rng)
+  train = ds.interactions[: len(ds.interactions) // 2]
+  item_emb = rng.normal(size=(ds.n_items, 5)).astype(np.float32)
+  cold = coldstart.build(ds, train, 0.4)
+  warm = np.asarray(cold.warm)
+  assert warm.sum() == len(np.unique(train[:, 1])) and (~warm).any()
+  got = np.asarray(coldstart.impute(jnp.asarray(item_emb), cold))
+  want = _reference(item_emb, ds, warm, 0.4)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(got[warm], item_emb[warm])   # trained items keep their rows
+  assert (got[~warm] != item_emb[~warm]).any()
+
+
+def test_item_links_read_kg_both_ways_and_item_aux_facts_only():
+  rng = np.random.default_rng(0)
+  ds = _dataset(rng, n_triples=0)
+  ds = Dataset(**{**ds.__dict__, "kg": np.array([[0, 0, 15], [16, 1, 2], [3, 2, 3], [14, 0, 17]])})
+  links = {tuple(x) for x in coldstart.item_links(ds)}
+  # (0, 15) and (2, 16) from the KG; (3, 3) is a self-link; entity-entity triples link no item;
+  # items 0, 1, 2 own aux node 0 or 1 (entity ids 20, 21); user-owned facts link nothing
+  assert links == {(0, 15), (2, 16), (0, 20), (1, 20), (2, 21)}
+
+
+def test_no_link_or_no_trained_neighbour_keeps_the_row():
+  rng = np.random.default_rng(1)
+  ds = _dataset(rng, n_triples=0)
+  ds = Dataset(**{**ds.__dict__, "kg": np.array([[4, 0, 15], [5, 0, 15]]),
+                  "aux": AuxFacts.empty()})
+  item_emb = rng.normal(size=(ds.n_items, 3)).astype(np.float32)
+  train = np.array([[0, 0], [1, 1]])           # items 4 and 5 are cold, and so is all of 15's
+  got = np.asarray(coldstart.impute(jnp.asarray(item_emb), coldstart.build(ds, train, 0.5)))
+  np.testing.assert_array_equal(got, item_emb)
+  train = np.array([[0, 4]])                   # now item 5 borrows item 4 through entity 15
+  got = np.asarray(coldstart.impute(jnp.asarray(item_emb), coldstart.build(ds, train, 1.0)))
+  np.testing.assert_allclose(got[5], item_emb[4], rtol=1e-6)   # one trained item, its own norm
+  np.testing.assert_array_equal(np.delete(got, 5, 0), np.delete(item_emb, 5, 0))
+
+
+def test_warm_items_come_from_the_training_pairs_only():
+  """An item named only by held-out pairs is cold: the split's validation and test pairs never
+  make an item warm, and the links read the KG and aux facts, not the pairs."""
+  rng = np.random.default_rng(2)
+  ds = _dataset(rng)
+  train, held_out = np.array([[0, 1], [1, 2]]), np.array([[0, 7], [2, 8]])
+  cold = coldstart.build(ds, train, 0.4)
+  assert np.flatnonzero(np.asarray(cold.warm)).tolist() == [1, 2]
+  again = coldstart.build(Dataset(**{**ds.__dict__, "interactions": held_out}), train, 0.4)
+  for a, b in zip((cold.link_item, cold.link_node), (again.link_item, again.link_node)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_options_are_checked():
+  with pytest.raises(options.ConfigError, match="config.eval.cold_items='graph'"):
+    options.EvalOptions(cold_items="graph")
+  with pytest.raises(options.ConfigError, match="config.eval.cold_norm=0"):
+    options.EvalOptions(cold_items="kg", cold_norm=0)
+
+
+def test_a_run_scores_cold_items_through_the_kg(tmp_path):
+  """End to end on the synthetic data: a run with eval.cold_items=kg evaluates and recommends
+  with the imputed rows; a model without item embeddings is refused before anything is written."""
+  from kgax import config as config_lib, experiment, inference, train
+  cfg = config_lib.load_file(f"{REPO_CONFIG}:model=lightgcn")
+  cfg.train.epochs, cfg.train.eval_every = 2, 1
+  cfg.eval.cold_items = "kg"
+  res = train.train_and_evaluate(cfg, tmp_path / "kg")
+  run = inference.Run.open(tmp_path / "kg")
+  assert run.exp.cold_items is not None
+  assert run.evaluate("test") == pytest.approx(res["test"], rel=1e-6)
+  users, items = experiment.item_embeddings(run.lib, run.opts.model, run.params, run.graph)
+  _, imputed = experiment.item_embeddings(run.lib, run.opts.model, run.params, run.graph,
+                                          run.exp.cold_items)
+  warm = np.asarray(run.exp.cold_items.warm)
+  np.testing.assert_array_equal(np.asarray(imputed)[warm], np.asarray(items)[warm])
+  scores = np.asarray(users)[:3] @ np.asarray(imputed).T
+  top, _ = run.recommend(np.arange(3), 5)
+  seen = {(u, i) for u, i in np.concatenate([run.split.train, run.split.valid])}
+  for u in range(3):
+    order = [i for i in np.argsort(-scores[u], kind="stable") if (u, i) not in seen][:5]
+    assert set(top[u]) == set(order)
+  cfg = config_lib.load_file(f"{REPO_CONFIG}:model=kgcn")
+  cfg.eval.cold_items = "kg"
+  with pytest.raises(options.ConfigError, match="config.eval.cold_items='kg'"):
+    train.train_and_evaluate(cfg, tmp_path / "kgcn")
+  assert not (tmp_path / "kgcn").exists()
+  assert json.loads((tmp_path / "kg" / "config.json").read_text())["eval"]["cold_items"] == "kg"
