@@ -63,6 +63,13 @@ def build(ds: Dataset, train: np.ndarray, norm_quantile: float) -> ColdItems:
                    n_nodes=ds.n_entities + ds.aux.n_nodes, norm_quantile=float(norm_quantile))
 
 
+def shuffled(cold: ColdItems, seed: int) -> ColdItems:
+  """The control: the same links with their nodes permuted (every item keeps its number of
+  links and every node its number of links; what a link says is lost)."""
+  order = np.random.default_rng(seed).permutation(cold.link_node.shape[0])
+  return cold.replace(link_node=cold.link_node[order])
+
+
 def impute(item_emb: jax.Array, cold: ColdItems) -> jax.Array:
   """item_emb [n_items, d] with the rows of cold items that have a usable link replaced."""
   n_items = item_emb.shape[0]
@@ -83,4 +90,4 @@ def impute(item_emb: jax.Array, cold: ColdItems) -> jax.Array:
                    item_emb)
 
 
-__all__ = ["ColdItems", "item_links", "build", "impute"]
+__all__ = ["ColdItems", "item_links", "build", "shuffled", "impute"]

@@ -143,3 +143,13 @@ def test_a_run_scores_cold_items_through_the_kg(tmp_path):
     train.train_and_evaluate(cfg, tmp_path / "kgcn")
   assert not (tmp_path / "kgcn").exists()
   assert json.loads((tmp_path / "kg" / "config.json").read_text())["eval"]["cold_items"] == "kg"
+
+
+def test_shuffled_control_keeps_the_link_counts():
+  rng = np.random.default_rng(3)
+  ds = _dataset(rng)
+  cold = coldstart.build(ds, ds.interactions[:10], 0.4)
+  control = coldstart.shuffled(cold, 0)
+  np.testing.assert_array_equal(control.link_item, cold.link_item)
+  np.testing.assert_array_equal(np.sort(control.link_node), np.sort(cold.link_node))
+  assert (np.asarray(control.link_node) != np.asarray(cold.link_node)).any()

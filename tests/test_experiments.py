@@ -158,6 +158,14 @@ def test_cold_start_buckets_only_trains_nothing(study_root):
   assert "cold_items" not in data and set(data["degree_buckets"]["models"]) == {"mf", "kgat_ax"}
   md = (tmp / "buckets.md").read_text()
   assert "Cold items" not in md and md.count("| mf |") == 1
+  # --impute scores the same runs again with cold rows from the KG and from shuffled links
+  data = cold_start.main(argv + ["--buckets-only", "--impute", "--models", "mf", "--out",
+                                 str(tmp / "imputed")])
+  assert sorted(p.name for p in (tmp / "runs").iterdir()) == before
+  rows = data["degree_buckets"]["models"]
+  assert set(rows) == {"mf", "mf, cold rows from the KG", "mf, cold rows from shuffled links"}
+  assert all(0 <= v[0] <= 1 for r in rows.values() for k, v in r.items() if k != "0")
+  assert "| mf, cold rows from the KG |" in (tmp / "imputed.md").read_text()
 
 
 def test_cold_start_tables(study_root):
@@ -179,7 +187,7 @@ def test_cold_start_tables(study_root):
     assert 0 <= cold["models"][model]["cold auc"][0] <= 1
     among = cold["models"][model]["cold-only recall@20"][0]   # fewer competitors: never lower
     assert cold["models"][model]["cold recall@20"][0] - 1e-9 <= among <= 1
-    assert set(data["degree_buckets"]["models"][model]) == set(cold_start.BUCKETS)
+    assert set(data["degree_buckets"]["models"][model]) == {*cold_start.BUCKETS, "all"}
   md = (tmp / "cold.md").read_text()
   assert md.count("| mf |") == 2 and md.count("| kgat_ax |") == 2
   assert (tmp / "cold.png").read_bytes()[:4] == b"\x89PNG"

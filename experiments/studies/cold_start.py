@@ -15,7 +15,10 @@ The cold items are not in the training catalogue: BPR negatives come from the it
 training pair (train.train_item_negatives), else every model learns to rank them last.
 (b) Degree buckets: the runs of the normal split (table2.py's, trained here if missing) are
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
-bucket's test pairs only; users with no pair in a bucket are left out of it.
+bucket's test pairs only; users with no pair in a bucket are left out of it. With --impute the
+same runs are scored again with eval.cold_items=kg (items without a training pair scored
+through their KG and aux neighbours, kgax/coldstart.py), from the real links and, as the
+control, from links whose nodes are permuted.
 --buckets-only skips (a) and its training, --cold-only skips (b) and its training; --cold-seeds
 trains (a) for fewer seeds than (b); --untagged (MovieLens with tags) leaves out of (a) the test
 pairs whose user tagged the item, which the tag aux facts link directly. Train and validation
@@ -32,10 +35,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import common  # noqa: E402
-from kgax import evaluate, inference, sampling, study  # noqa: E402
+from kgax import coldstart, evaluate, experiment, inference, sampling, study  # noqa: E402
 from kgax.data import io, load, movielens  # noqa: E402
 
-MODELS = ("mf", "kgat", "kgat_ax")
+MODELS = ("mf", "kgat", "kgat_ax")   # the default; any embedding model of --models below
 COLD = 0.1
 BUCKETS = {"0": (0, 0), "1-5": (1, 5), "6-20": (6, 20), ">20": (21, np.inf)}
 
@@ -99,12 +102,27 @@ def cold_item_metrics(workdir: pathlib.Path, untagged: bool = False) -> tuple[di
   return dict(out, among=among), info
 
 
-def bucket_recall(workdir: pathlib.Path) -> tuple[dict[str, float], dict[str, int]]:
+def imputed_evaluate_fn(run: inference.Run, norm: float, shuffle: bool):
+  """The run's evaluation with eval.cold_items="kg" (kgax/coldstart.py) at norm quantile `norm`;
+  with `shuffle`, over the control's permuted links (coldstart.shuffled, seed 0)."""
+  cold = coldstart.build(run.ds, run.split.train, norm)
+  if shuffle:
+    cold = coldstart.shuffled(cold, 0)
+  return experiment.make_evaluate(run.lib, run.opts.model, run.graph, cold=cold)
+
+
+def bucket_recall(workdir: pathlib.Path, kinds: dict) -> tuple[dict, dict[str, int], dict]:
+  """Per kind of scoring ({label: None for the run's own rows, or (kg, norm)}): recall@20 per
+  degree bucket and over all test pairs."""
   run = inference.Run.open(workdir)
-  evaluate_fn = run.exp.evaluate_fn()
   masks = bucket_masks(run)
-  return ({b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()},
-          {b: int(keep.sum()) for b, keep in masks.items()})
+  out = {}
+  for label, how in kinds.items():
+    evaluate_fn = run.exp.evaluate_fn() if how is None else imputed_evaluate_fn(run, *how)
+    out[label] = {b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()}
+    out[label]["all"] = metrics_on(run, evaluate_fn, np.ones(len(run.split.test), bool)
+                                   )["recall@20"]
+  return out, {b: int(keep.sum()) for b, keep in masks.items()}
 
 
 def plot(buckets: dict, counts: dict, path: pathlib.Path):
@@ -126,6 +144,8 @@ def plot(buckets: dict, counts: dict, path: pathlib.Path):
 
 def main(argv=None):
   def extra(p):
+    p.add_argument("--models", nargs="+", choices=("mf", "lightgcn", "kgat", "kgat_ax"),
+                   help=f"the models (default: {' '.join(MODELS)})")
     p.add_argument("--buckets-only", action="store_true",
                    help="only the degree buckets of the normal runs")
     p.add_argument("--cold-only", action="store_true",
@@ -134,8 +154,14 @@ def main(argv=None):
                    help="seeds of the cold-item runs (default: --seeds)")
     p.add_argument("--untagged", action="store_true",
                    help="MovieLens with tags: leave out cold test pairs whose user tagged the item")
-  args, overrides = common.study_args(__doc__, argv, default_root="runs/table2", models=MODELS,
-                                      extra=extra)
+    p.add_argument("--impute", action="store_true",
+                   help="degree buckets also with eval.cold_items=kg, from the real and from a "
+                        "shuffled KG (the same trained runs, scored again)")
+    p.add_argument("--cold-norm", type=float, default=0.4,
+                   help="eval.cold_norm for --impute")
+  args, overrides = common.study_args(__doc__, argv, default_root="runs/table2", extra=extra)
+  if args.models is None:
+    args.models = list(MODELS)
   if args.buckets_only and args.cold_only:
     raise SystemExit("cold_start.py: --buckets-only and --cold-only exclude each other")
   cold_seeds = args.cold_seeds or args.seeds
@@ -164,11 +190,17 @@ def main(argv=None):
                                              "test recall@20")) + " |")
     if args.cold_only:
       continue
-    per_seed = [bucket_recall(root / name) for name in study.of_model(results, model)]
+    kinds = {model: None}
+    if args.impute:
+      kinds[f"{model}, cold rows from the KG"] = (args.cold_norm, False)
+      kinds[f"{model}, cold rows from shuffled links"] = (args.cold_norm, True)
+    per_seed = [bucket_recall(root / name, kinds) for name in study.of_model(results, model)]
     counts = per_seed[0][1]
-    buckets[model] = {b: study.mean_std([r[b] for r, _ in per_seed]) for b in BUCKETS}
-    bucket_rows.append(f"| {model} | " + " | ".join(study.fmt(buckets[model][b]) for b in BUCKETS)
-                       + " |")
+    for label in kinds:
+      buckets[label] = {b: study.mean_std([r[label][b] for r, _ in per_seed])
+                        for b in (*BUCKETS, "all")}
+      bucket_rows.append(f"| {label} | " + " | ".join(study.fmt(buckets[label][b])
+                                                      for b in (*BUCKETS, "all")) + " |")
   seeds = cold_seeds if args.cold_only else args.seeds
   md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {seeds})\n\n"
   data = {"dataset": args.dataset, "seeds": args.seeds}
@@ -188,8 +220,14 @@ def main(argv=None):
                           chance, **cold_info, "models": cold}
   if not args.cold_only:
     md += ("By the test item's training degree (normal split; test pairs per bucket in the "
-           "header)\n\n| model | " + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " |\n"
-           "|---|" + "---|" * len(BUCKETS) + "\n" + "\n".join(bucket_rows) + "\n")
+           "header; all: every test pair)\n\n| model | "
+           + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " | all |\n"
+           "|---|" + "---|" * (len(BUCKETS) + 1) + "\n" + "\n".join(bucket_rows) + "\n")
+    if args.impute:
+      md += (f"\n\"cold rows\": eval.cold_items=kg at eval.cold_norm={args.cold_norm} "
+             "(kgax/coldstart.py), the same trained runs scored again; the control's links "
+             "(KG triples and aux facts of the items) have their nodes permuted "
+             "(coldstart.shuffled): the same numbers of links, saying nothing.\n")
     data["degree_buckets"] = {"test_pairs": counts, "models": buckets}
   common.write_outputs(args.out, md, data)
   if not args.cold_only:
