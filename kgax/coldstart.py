@@ -1,4 +1,4 @@
-"""Items without a training pair, scored through their KG and aux neighbourhood (docs/model.md §5).
+"""Items without a training pair, scored through their KG and aux neighbours (docs/model.md §5.1).
 
 An item that no training pair names has an embedding row that BPR only ever pushed down (it is
 drawn as a negative), so it never reaches a top 20. With `eval.cold_items="kg"` such an item is
