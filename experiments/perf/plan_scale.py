@@ -40,8 +40,8 @@ def abstract_graph(n_nodes: int, n_edges: int, *, n_kg_relations: int, n_aux_rel
                    users: float, items: float, aux: float, pair_fraction: float):
   """A kgax.graph.Graph of ShapeDtypeStructs: n_nodes nodes (users, items and other entities,
   aux nodes in the given fractions, and the sink) and n_edges edges (padded to a multiple of
-  1024, as kgax.graph pads them) spread evenly over the relations (both directions); pair_fraction of the edges are distinct (head, relation) pairs;
-  one aux fact per 10 nodes."""
+  1024, as kgax.graph pads them) spread evenly over the relations (both directions);
+  pair_fraction of the edges are distinct (head, relation) pairs; one aux fact per 10 nodes."""
   import jax
   import numpy as np
   from kgax.graph import Graph
@@ -140,8 +140,8 @@ def table(records: list[dict], args) -> str:
   rows = [head, "|" + "---|" * (10 + len(HBM))]
   for r in records:
     fits = " | ".join("yes" if r["peak"] <= v else "no" for v in HBM.values())
-    rows.append(f"| {r['nodes']:.0e} | {r['edges']:.0e} | {r['devices']} | {r['layout']} | {tuple(r['mesh'])} | {gb(r['params'])} | "
-                f"{gb(r['opt_state'])} | {gb(r['graph'])} | {gb(r['temporaries'])} | "
+    rows.append(f"| {r['nodes']:.0e} | {r['edges']:.0e} | {r['devices']} | {r['layout']} | "
+                f"{tuple(r['mesh'])} | {gb(r['params'])} | {gb(r['opt_state'])} | {gb(r['graph'])} | {gb(r['temporaries'])} | "
                 f"{gb(r['peak'])} | {fits} |")
   return "\n".join(rows)
 
