@@ -141,8 +141,8 @@ def table(records: list[dict], args) -> str:
   for r in records:
     fits = " | ".join("yes" if r["peak"] <= v else "no" for v in HBM.values())
     rows.append(f"| {r['nodes']:.0e} | {r['edges']:.0e} | {r['devices']} | {r['layout']} | "
-                f"{tuple(r['mesh'])} | {gb(r['params'])} | {gb(r['opt_state'])} | {gb(r['graph'])} | {gb(r['temporaries'])} | "
-                f"{gb(r['peak'])} | {fits} |")
+                f"{tuple(r['mesh'])} | {gb(r['params'])} | {gb(r['opt_state'])} | "
+                f"{gb(r['graph'])} | {gb(r['temporaries'])} | {gb(r['peak'])} | {fits} |")
   return "\n".join(rows)
 
 
