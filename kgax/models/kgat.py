@@ -38,7 +38,7 @@ class Options:
   aggregator: str = "bi"        # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   combine: str = "concat"       # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
   normalize_layers: bool = True  # L2-normalise each layer's output (KGAT)
-  fusion: str = "holographic"   # holographic (eq. 7) | hadamard | concat | none
+  fusion: str = "holographic"   # holographic (§2.2) | hadamard | concat | none
   aux_edges: bool = True        # aux facts as CKG edges (owner -> aux node)
   use_kge: bool = True          # TransR phase (eq. 1-2)
   attend_users: bool = True     # False: uniform weights on users' edges (no_att_eu)
@@ -159,7 +159,7 @@ class Fusion:
 
 
 FUSIONS = {
-    "holographic": Fusion(1, lambda w, e, s: ops.circular_correlation(e, s) @ w),   # eq. 7
+    "holographic": Fusion(1, lambda w, e, s: ops.circular_correlation(e, s) @ w),   # §2.2
     "hadamard": Fusion(1, lambda w, e, s: (e * s) @ w),
     "concat": Fusion(2, lambda w, e, s: jnp.concatenate([e, s], -1) @ w - e),   # W [e || s]
     "none": Fusion(None, None),
@@ -216,7 +216,7 @@ def neutral_start(params: dict, m: Options, kind: str) -> dict:
 
 
 def fuse(params: dict, graph: Graph, m: Options, x: jax.Array) -> jax.Array:
-  """Fusion of aux facts into layer-0 embeddings (docs/model.md §2.2, eq. 7).
+  """Fusion of aux facts into layer-0 embeddings (docs/model.md §2.2; paper section 3.4).
 
   s_v = sum_a w~_{v,a} x_a;  e_v' = e_v + delta(e_v, s_v) for nodes with aux facts, where delta
   is the FUSIONS entry: holographic W_f (e_v * s_v) (circular correlation), hadamard, or concat
@@ -278,7 +278,8 @@ def _uniform_mask(graph: Graph, m: Options) -> jax.Array | None:
 def propagate(params: dict, graph: Graph, m: Options, *, rng: jax.Array | None = None,
               return_attention: bool = False):
   """All node representations e* = e(0) || ... || e(L): [N, d + sum(layers)] (KGAT's
-  concatenation, eq. 11; with m.combine == "mean", LightGCN's mean of the layers: [N, d]).
+  concatenation, paper eq. 7, docs/model.md §2.4; with m.combine == "mean", LightGCN's mean of
+  the layers: [N, d]).
 
   `rng` enables message dropout and node dropout (training); None is the deterministic
   evaluation pass. With `return_attention`, also returns the attention weights pi of every
@@ -322,8 +323,8 @@ def user_item_embeddings(params, graph: Graph, m: Options, *, rng=None
 
 def cf_loss(params, graph: Graph, m: Options, batch: jax.Array, rng: jax.Array,
             l2: float) -> jax.Array:
-  """BPR loss (eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2 of the batch's
-  final representations (eq. 10's lambda term); m.fusion_l2 > 0 adds
+  """BPR loss (docs/model.md §2.4, eq. 8-9) on a batch [B, 3] of (user, pos item, neg item) + L2
+  of the batch's final representations (its lambda term); m.fusion_l2 > 0 adds
   m.fusion_l2 * 0.5 * |W_f - W_identity|^2, which holds the fusion near e_v' = e_v."""
   users, items = user_item_embeddings(params, graph, m, rng=rng)
   u, i, j = users[batch[:, 0]], items[batch[:, 1]], items[batch[:, 2]]
