@@ -34,6 +34,7 @@ import pathlib
 import sys
 import tempfile
 import threading
+import warnings
 import zlib
 
 import jax
@@ -110,6 +111,32 @@ def _reason(e: BaseException) -> str:
   lines = str(e).strip().splitlines()
   text = f"{type(e).__name__}: {lines[0] if lines else ''}"
   return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _quiet_closed_loop_errors() -> None:
+  """Installs (once) a sys.unraisablehook that drops the RuntimeError "Event loop is closed":
+  when an Orbax restore fails, its reads still in flight complete into the event loop that
+  Orbax has closed, some after the error has been reported in one line (the process goes on:
+  a resume falls back to an older step). Every other unraisable exception reaches the previous
+  hook."""
+  previous = sys.unraisablehook
+  if getattr(previous, "kgax_quiet", False):
+    return
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and (
+        str(unraisable.exc_value) == "Event loop is closed"):
+      return
+    previous(unraisable)
+  hook.kgax_quiet = True
+  sys.unraisablehook = hook
+
+
+def _quiet_abandoned_reads() -> None:
+  """After a failed restore: the coroutines and tasks of its abandoned reads, never awaited or
+  never retrieved, are collected without a warning or an asyncio log record."""
+  warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                          category=RuntimeWarning)
+  logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
@@ -248,22 +275,16 @@ class Checkpoints:
 
   def _read(self, manager, step: int, target):
     """The state at `step`, checked against its checksum; raises _Unusable."""
-    hook, reason = sys.unraisablehook, None
-    sys.unraisablehook = lambda _: None   # Orbax's abandoned reads report when collected
+    _quiet_closed_loop_errors()
     try:
-      try:
-        # strict=False: a table saved with another mesh's zero padding rows (kgax/sharding.py)
-        # is padded or cut to the target's; the checksum of the trimmed arrays still holds
-        state = manager.restore(step, args=ocp.args.StandardRestore(_abstract(target),
-                                                                    strict=False))
-      except Exception as e:   # noqa: BLE001 - any failure to read makes the step unusable
-        reason = _reason(e)
-      if reason is not None:
-        gc.collect()
-    finally:
-      sys.unraisablehook = hook
-    if reason is not None:
-      raise _Unusable(reason)
+      # strict=False: a table saved with another mesh's zero padding rows (kgax/sharding.py)
+      # is padded or cut to the target's; the checksum of the trimmed arrays still holds
+      state = manager.restore(step, args=ocp.args.StandardRestore(_abstract(target),
+                                                                  strict=False))
+    except Exception as e:   # noqa: BLE001 - any failure to read makes the step unusable
+      _quiet_abandoned_reads()
+      gc.collect()
+      raise _Unusable(_reason(e)) from None
     try:
       want = (manager.metadata(step).custom_metadata or {}).get("digest")
     except Exception:   # noqa: BLE001 - unreadable metadata: the restore itself succeeded
