@@ -80,14 +80,12 @@ def impute(item_emb: jax.Array, cold: ColdItems) -> jax.Array:
   node_has = ops.segment_sum(from_warm.astype(jnp.int32), cold.link_node, cold.n_nodes) > 0
   usable = ~from_warm & node_has[cold.link_node]
   total = ops.segment_sum(jnp.where(usable[:, None], node_mean[cold.link_node], 0),
-                          cold.link_item, n_items)
-  found = ops.segment_sum(usable.astype(jnp.int32), cold.link_item, n_items) > 0
+                          cold.link_item, n_items)   # zero for an item without a usable link
   norms = jnp.linalg.norm(item_emb, axis=-1)
   target = jnp.nanquantile(jnp.where(cold.warm, norms, jnp.nan), cold.norm_quantile)
   length = jnp.linalg.norm(total, axis=-1, keepdims=True)
   replaced = total / jnp.where(length > 0, length, 1) * target
-  return jnp.where((found & (length[:, 0] > 0))[:, None], replaced.astype(item_emb.dtype),
-                   item_emb)
+  return jnp.where(length > 0, replaced.astype(item_emb.dtype), item_emb)
 
 
 __all__ = ["ColdItems", "item_links", "build", "shuffled", "impute"]

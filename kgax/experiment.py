@@ -4,6 +4,7 @@ benchmarks and inference; `init_state` and the evaluation functions over them.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.struct
 import jax
@@ -67,7 +68,7 @@ class Experiment:
   def lib(self):
     return self.opts.model_lib
 
-  @property
+  @functools.cached_property
   def cold_items(self) -> coldstart.ColdItems | None:
     """The links that score items without a training pair (eval.cold_items="kg"), or None."""
     e = self.opts.eval

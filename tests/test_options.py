@@ -248,6 +248,16 @@ def test_markdown_lists_every_field():
 
 def test_configuration_doc_is_current():
   stale = "docs/configuration.md is stale: regenerate it with `python -m kgax.options " \
-          "--markdown > docs/configuration.md`"
+          "--markdown docs/configuration.md`"
   assert DOCS.is_file(), stale
-  assert DOCS.read_text() == options.markdown(), stale
+  generated, marker, guide = DOCS.read_text().partition(options.HAND_WRITTEN)
+  assert marker and generated == options.markdown() + "\n", stale
+  assert "## Devices, meshes and processes" in guide
+
+
+def test_regenerating_keeps_the_hand_written_guide(tmp_path):
+  doc = tmp_path / "c.md"
+  doc.write_text("stale tables\n" + options.HAND_WRITTEN + "\n## Guide\nkept\n")
+  options.write_markdown(str(doc))
+  assert doc.read_text() == (options.markdown() + "\n" + options.HAND_WRITTEN
+                             + "\n## Guide\nkept\n")

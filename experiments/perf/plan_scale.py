@@ -68,11 +68,6 @@ def abstract_graph(n_nodes: int, n_edges: int, *, n_kg_relations: int, n_aux_rel
                n_aux_relations=n_aux_relations, n_real_edges=n_edges)
 
 
-def _nbytes(tree, shardings) -> int:
-  from kgax import sharding
-  return sharding.bytes_per_device(tree, shardings)
-
-
 def plan_one(args) -> list[dict]:
   """Runs in a process with forced host devices: one record per graph and layout."""
   return [r for nodes, edges in args.graphs for r in _plan_graph(args, nodes, edges)]
@@ -120,8 +115,9 @@ def _plan_graph(args, nodes: float, edges: float) -> list[dict]:
     o_sh = layout.shardings(target.opt_cf)
     rec = {"nodes": nodes, "edges": edges, "devices": n, "mesh": list(mesh.devices.shape),
            "layout": name,
-           "params": _nbytes(target.params, p_sh), "opt_state": _nbytes(target.opt_cf, o_sh),
-           "graph": _nbytes(g, g_sh),
+           "params": sharding.bytes_per_device(target.params, p_sh),
+           "opt_state": sharding.bytes_per_device(target.opt_cf, o_sh),
+           "graph": sharding.bytes_per_device(g, g_sh),
            "batch": 2 * spc * batch * 4 * 4 // mesh.shape["data"],
            "arguments": int(stats.argument_size_in_bytes),
            "outputs": int(stats.output_size_in_bytes),
@@ -133,7 +129,7 @@ def _plan_graph(args, nodes: float, edges: float) -> list[dict]:
   return out
 
 
-def table(records: list[dict], args) -> str:
+def table(records: list[dict]) -> str:
   gb = lambda b: f"{b / 1e9:,.1f}"
   head = ("| nodes | edges | devices | layout | mesh | params GB | Adam GB | graph GB | "
           "temporaries GB | peak GB | " + " | ".join(f"fits {k}" for k in HBM) + " |")
@@ -189,7 +185,7 @@ def main(argv=None):
     records += got
   md = (f"Compiled CF step of {args.config} on synthetic CKGs (CPU compiler, virtual meshes), "
         "bytes per device:\n\n"
-        + table(records, args) + "\n")
+        + table(records) + "\n")
   print(md)
   if args.out:
     pathlib.Path(f"{args.out}.md").write_text(md)
