@@ -131,14 +131,18 @@ def _run(args, overrides) -> int:
       dataset = FALLBACK_DATASET
   name = pathlib.Path(dataset).name or dataset
   root = pathlib.Path(args.workdir or f"runs/run-{name}")
-  jobs = study.protocol_jobs(args.models, dataset, args.seeds, root, overrides,
-                             recipe=args.recipe)
-  results = study.run_jobs(jobs, root)
-  models = list(dict.fromkeys(j.name.rpartition("-seed")[0] for j in jobs))
+  results, tuned = study.run_protocol(args.models, dataset, args.seeds, root, overrides,
+                                      recipe=args.recipe, tune_first=args.tune)
+  models = study.run_order(args.models, args.recipe)
   table = study.comparison_table(results, models)
   seeds = ", ".join(map(str, args.seeds))
   text = (f"{dataset}: test metrics of the best-validation checkpoint, mean ± std over seeds "
           f"{seeds}\n\n{table}\n")
+  if tuned:
+    text += (f"\nEach model's lr and L2 selected on validation (seed {args.seeds[0]}) among "
+             f"{len(next(iter(tuned.values()))['points'])} points: "
+             + "; ".join(f"{m} {t['best_name']}" for m, t in tuned.items())
+             + f" ({root}/tune/MODEL/tune.md)\n")
   (root / "comparison.md").write_text(text)
   print(text + f"\nworkdirs: {root}/MODEL-seedS; this table: {root / 'comparison.md'}")
   return 0
@@ -250,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
   s.add_argument("--seeds", type=int, nargs="+", default=[0])
   s.add_argument("--recipe", default="", help="a recipe file (configs/recipes/*.py) instead "
                  "of each model's config file")
+  s.add_argument("--tune", action="store_true", help="first select each model's lr and L2 on "
+                 "validation, the same five points around its own values for every model")
   s.set_defaults(fn=_run, takes_overrides=True)
 
   s = sub.add_parser("sweep", help="seeds x grid points of one config, trained together as one "

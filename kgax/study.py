@@ -10,6 +10,7 @@ extended; one with any other difference stops the study with a one-line error.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import time
@@ -137,6 +138,81 @@ def run_jobs(jobs: list[Job], root: str | pathlib.Path) -> dict[str, dict]:
     print(f"[{n + 1}/{len(todo)}] {job.name}{eta}", flush=True)
     results[job.name] = train.train_and_evaluate(job.config, root / job.name)
   return {job.name: results[job.name] for job in jobs}
+
+
+# `kgax run --tune`: every model gets the same budget, five points around its own values (its
+# own point, then each field times each factor), selected on validation with the first seed.
+TUNE_FACTORS = {"optim.lr": (1 / 3, 3.0), "optim.l2": (0.1, 10.0)}
+
+
+def tune_points(config, factors: dict = TUNE_FACTORS) -> list[dict[str, str]]:
+  """[{}] (the config's own point) + [{field: value * factor}] for each field and factor."""
+  points = [{}]
+  for field, scales in factors.items():
+    node = config
+    for part in field.split("."):
+      node = node[part]
+    points += [{field: f"{float(node) * f:.3g}"} for f in scales]
+  return points
+
+
+def point_name(point: dict) -> str:
+  return ",".join(f"{k}={v}" for k, v in sorted(point.items())) or "default"
+
+
+def tune(config, points: list[dict], root, seed: int = 0) -> dict:
+  """Trains `config` with `seed` at every point (a dict of --config.* overrides) in ROOT/<point>
+  (finished points are skipped) and selects the best validation `train.select_metric`; test
+  metrics are recorded beside it, never used. Writes ROOT/tune.json and ROOT/tune.md; returns
+  {"best": overrides, "best_name": point, "metric": ..., "points": [...]}."""
+  root = pathlib.Path(root)
+  jobs = []
+  for point in points:
+    cfg = config_lib.apply_overrides(config.copy_and_resolve_references(), dict(point))
+    cfg.seed = int(seed)
+    jobs.append(Job(point_name(point), cfg))
+  results = run_jobs(jobs, root)
+  metric = config.train.select_metric
+  rows = [{"overrides": dict(point), "name": job.name,
+           "valid": results[job.name]["valid"][metric],
+           "test": results[job.name]["test"].get(metric),
+           "best_epoch": results[job.name]["best_epoch"],
+           "capped": results[job.name].get("capped", False)}
+          for point, job in zip(points, jobs)]
+  best = max(rows, key=lambda r: r["valid"])
+  out = {"seed": int(seed), "metric": metric, "best": best["overrides"],
+         "best_name": best["name"], "points": rows}
+  test = lambda v: "-" if v is None else f"{v:.4f}"
+  md = (f"Selected on validation {metric} (seed {seed})\n\n"
+        f"| point | valid {metric} | test {metric} | best epoch | |\n|---|---|---|---|---|\n"
+        + "".join(f"| {r['name']} | {r['valid']:.4f} | {test(r['test'])} | {r['best_epoch']}"
+                  f"{'*' if r['capped'] else ''} | {'**selected**' if r is best else ''} |\n"
+                  for r in rows))
+  (root / "tune.json").write_text(json.dumps(out, indent=2))
+  (root / "tune.md").write_text(md)
+  return out
+
+
+def run_protocol(models, dataset: str, seeds, root, overrides: dict | None = None,
+                 recipe: str = "", tune_first: bool = False) -> tuple[dict, dict]:
+  """`protocol_jobs`'s runs, model by model. With `tune_first` each model is first tuned
+  (`tune_points`, seed seeds[0], in ROOT/tune/MODEL/), a model that starts from another from
+  that model's selected run; the winner's run becomes ROOT/MODEL-seed{seeds[0]} (a link) and
+  the other seeds train with its values. Returns ({run: results}, {model: tune summary})."""
+  root = pathlib.Path(root)
+  results, tuned = {}, {}
+  for model in run_order(models, recipe):
+    [job] = protocol_jobs([model], dataset, seeds[:1], root, overrides, recipe)[-1:]
+    cfg = job.config
+    if tune_first:
+      print(f"tuning {model}: {len(tune_points(cfg))} points, seed {seeds[0]}", flush=True)
+      tuned[model] = tune(cfg, tune_points(cfg), root / "tune" / model, seeds[0])
+      config_lib.apply_overrides(cfg, tuned[model]["best"])
+      link = root / f"{model}-seed{seeds[0]}"
+      if not link.exists() and not link.is_symlink():
+        link.symlink_to(pathlib.Path("tune", model, tuned[model]["best_name"]))
+    results.update(run_jobs(seed_jobs(cfg, seeds, model), root))
+  return results, tuned
 
 
 def pretraining(workdir, key: str = "wall_seconds") -> float:

@@ -109,4 +109,35 @@ def test_run_trains_the_protocol_and_prints_one_table(tmp_path, monkeypatch, cap
   saved = json.loads((tmp_path / "kgat_ax-seed0" / "config.json").read_text())
   assert saved["start"]["pretrained"] == str(tmp_path / "lightgcn-seed{seed}")
   assert cli.main(["run", "--workdir", str(tmp_path), *small]) == 0
-  assert "3 already finished, 0 to go" in capsys.readouterr().out
+  assert capsys.readouterr().out.count("1 already finished, 0 to go") == 3
+
+
+def test_run_tune_gives_every_model_the_same_points_and_keeps_the_winner(tmp_path, capsys):
+  """`kgax run --tune`: five lr x L2 points per model on the first seed, the best by
+  validation; that run is the model's seed-0 run (a link) and the other seeds use its values."""
+  small = ["--config.train.epochs=2", "--config.train.eval_every=1", "--config.eval.ks=(5,20)",
+           "--config.train.batch_size=128"]
+  assert cli.main(["run", "--dataset", "synthetic-tiny", "--models", "mf", "lightgcn",
+                   "--seeds", "0", "1", "--tune", "--workdir", str(tmp_path), *small]) == 0
+  for model in ("mf", "lightgcn"):
+    tuned = json.loads((tmp_path / "tune" / model / "tune.json").read_text())
+    points = tuned["points"]
+    assert len(points) == 5 and points[0]["overrides"] == {}
+    base = json.loads((tmp_path / "tune" / model / "default" / "config.json").read_text())
+    assert {p["name"] for p in points[1:]} == {
+        f"optim.lr={base['optim']['lr'] / 3:.3g}", f"optim.lr={base['optim']['lr'] * 3:.3g}",
+        f"optim.l2={base['optim']['l2'] / 10:.3g}", f"optim.l2={base['optim']['l2'] * 10:.3g}"}
+    best = max(points, key=lambda p: p["valid"])
+    assert tuned["best_name"] == best["name"]
+    link = tmp_path / f"{model}-seed0"
+    assert link.is_symlink() and link.resolve() == (tmp_path / "tune" / model / best["name"])
+    seed1 = json.loads((tmp_path / f"{model}-seed1" / "config.json").read_text())
+    for field, value in best["overrides"].items():
+      assert seed1["optim"][field.split(".")[1]] == float(value)
+    assert seed1["seed"] == 1
+  text = (tmp_path / "comparison.md").read_text()
+  assert "selected on validation" in text and "| lightgcn" in text
+  capsys.readouterr()
+  assert cli.main(["run", "--dataset", "synthetic-tiny", "--models", "mf", "lightgcn",
+                   "--seeds", "0", "1", "--tune", "--workdir", str(tmp_path), *small]) == 0
+  assert "0 already finished" not in capsys.readouterr().out

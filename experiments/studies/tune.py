@@ -46,38 +46,12 @@ def parse_grid(specs: list[str]) -> list[dict]:
   return [dict(point) for point in itertools.product(*axes)]
 
 
-def point_name(point: dict) -> str:
-  return ",".join(f"{k}={v}" for k, v in sorted(point.items())) or "default"
-
-
 def tune(config_spec: str, grid: list[dict], root, seed: int = 0, overrides=None) -> dict:
   base = config_lib.apply_overrides(config_lib.load_file(config_spec), overrides or {})
-  jobs = []
-  for point in grid:
-    cfg = config_lib.apply_overrides(base.copy_and_resolve_references(),
-                                     {k: str(v) for k, v in point.items()})
-    cfg.seed = seed
-    jobs.append(study.Job(point_name(point), cfg))
-  results = study.run_jobs(jobs, root)
-  metric = base.train.select_metric
-  points = [{"overrides": {k: str(v) for k, v in point.items()}, "name": job.name,
-             "valid": results[job.name]["valid"][metric],
-             "test": results[job.name]["test"].get(metric),
-             "best_epoch": results[job.name]["best_epoch"]}
-            for point, job in zip(grid, jobs)]
-  best = max(points, key=lambda p: p["valid"])
-  out = {"config": config_spec, "seed": seed, "metric": metric, "best": best["overrides"],
-         "points": points}
-  test = lambda v: "-" if v is None else f"{v:.4f}"
-  rows = [f"| {p['name']} | {p['valid']:.4f} | {test(p['test'])} | {p['best_epoch']} |"
-          + (" **selected** |" if p is best else " |") for p in points]
-  md = (f"Tuning {config_spec} (seed {seed}), selected on validation {metric}\n\n"
-        f"| point | valid {metric} | test {metric} | best epoch | |\n|---|---|---|---|---|\n"
-        + "\n".join(rows) + "\n")
-  root = pathlib.Path(root)
-  (root / "tune.json").write_text(json.dumps(out, indent=2))
-  (root / "tune.md").write_text(md)
-  print(md)
+  out = study.tune(base, grid, root, seed)
+  out["config"] = config_spec
+  (pathlib.Path(root) / "tune.json").write_text(json.dumps(out, indent=2))
+  print(f"Tuning {config_spec}: " + (pathlib.Path(root) / "tune.md").read_text())
   return out
 
 
