@@ -70,11 +70,12 @@ class Experiment:
 
   @functools.cached_property
   def cold_items(self) -> coldstart.ColdItems | None:
-    """The links that score items without a training pair (eval.cold_items="kg"), or None."""
+    """The links that score items without a training pair (eval.cold_items), or None."""
     e = self.opts.eval
-    if e.cold_items != "kg":
+    if not e.cold_items:
       return None
-    return coldstart.build(self.ds, self.split.train, e.cold_norm)
+    return coldstart.build(self.ds, self.split.train, e.cold_norm,
+                           centered=e.cold_items == "kg_centered")
 
   def init_params(self) -> dict:
     params = self.lib.init(jax.random.key(self.opts.seed), self.opts.model, self.graph)

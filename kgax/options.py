@@ -170,15 +170,17 @@ class EvalOptions:
   ks: tuple[int, ...] = (20, 40, 60, 80, 100)
   batch_size: int = 256
   cold_items: str = ""    # "kg": items without a training pair are scored through their KG and
-                          # aux neighbours (kgax/coldstart.py); "": their own rows
-  cold_norm: float = 0.4  # with cold_items="kg": the quantile of the trained items' embedding
-                          # norms that an imputed item gets
+                          # aux neighbours (kgax/coldstart.py); "kg_centered": the same around
+                          # the trained items' mean; "": their own rows
+  cold_norm: float = 0.4  # with cold_items set: the quantile of the trained items' embedding
+                          # norms (centered: distances from their mean) that an imputed item gets
 
   def __post_init__(self):
     _check(len(self.ks) > 0 and all(k > 0 for k in self.ks), "eval.ks", self.ks,
            "positive cut-offs")
     positive("eval", self, "batch_size")
-    _check(self.cold_items in ("", "kg"), "eval.cold_items", self.cold_items, "'' or 'kg'")
+    _check(self.cold_items in ("", "kg", "kg_centered"), "eval.cold_items", self.cold_items,
+           "'', 'kg' or 'kg_centered'")
     _check(0 < self.cold_norm <= 1, "eval.cold_norm", self.cold_norm, "a quantile in (0, 1]")
 
 

@@ -26,9 +26,12 @@ def _dataset(rng, n_users=6, n_items=12, n_entities=20, n_triples=40) -> Dataset
                  aux=aux)
 
 
-def _reference(item_emb, ds, warm, q):
-  """The loop of docs/model.md §5: node means over trained items, their mean per cold item,
-  rescaled to the q-quantile of the trained items' norms."""
+def _reference(item_emb, ds, warm, q, centered=False):
+  """The loop of docs/model.md §5.1: node means over trained items, their mean per cold item,
+  rescaled to the q-quantile of the trained items' norms (centered: all of it around the
+  trained items' mean)."""
+  base = item_emb[warm].mean(0) if centered else np.zeros(item_emb.shape[1])
+  original, item_emb = item_emb, item_emb - base
   links = set()
   for h, _, t in ds.kg:
     for a, b in ((h, t), (t, h)):
@@ -38,7 +41,7 @@ def _reference(item_emb, ds, warm, q):
     if not is_user and o < ds.n_items:
       links.add((int(o), int(ds.n_entities + n)))
   target = np.quantile(np.linalg.norm(item_emb[warm], axis=1), q)
-  out = item_emb.copy()
+  out = original.copy()
   for i in np.flatnonzero(~warm):
     means = []
     for (a, v) in links:
@@ -50,21 +53,22 @@ def _reference(item_emb, ds, warm, q):
     if means:
       u = np.mean(means, 0)
       if np.linalg.norm(u) > 0:
-        out[i] = u / np.linalg.norm(u) * target
+        out[i] = base + u / np.linalg.norm(u) * target
   return out
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_impute_matches_the_loop(seed):
+@pytest.mark.parametrize("seed,centered", [(0, False), (1, False), (2, False), (0, True),
+                                           (1, True)])
+def test_impute_matches_the_loop(seed, centered):
   rng = np.random.default_rng(seed)
   ds = _dataset(rng)
   train = ds.interactions[: len(ds.interactions) // 2]
   item_emb = rng.normal(size=(ds.n_items, 5)).astype(np.float32)
-  cold = coldstart.build(ds, train, 0.4)
+  cold = coldstart.build(ds, train, 0.4, centered=centered)
   warm = np.asarray(cold.warm)
   assert warm.sum() == len(np.unique(train[:, 1])) and (~warm).any()
   got = np.asarray(coldstart.impute(jnp.asarray(item_emb), cold))
-  want = _reference(item_emb, ds, warm, 0.4)
+  want = _reference(item_emb, ds, warm, 0.4, centered)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(got[warm], item_emb[warm])   # trained items keep their rows
   assert (got[~warm] != item_emb[~warm]).any()
@@ -153,3 +157,26 @@ def test_shuffled_control_keeps_the_link_counts():
   np.testing.assert_array_equal(control.link_item, cold.link_item)
   np.testing.assert_array_equal(np.sort(control.link_node), np.sort(cold.link_node))
   assert (np.asarray(control.link_node) != np.asarray(cold.link_node)).any()
+
+
+def test_centered_rule_ignores_an_offset_shared_by_every_item():
+  """BPR ranks the same when one vector is added to every item; the centered rule moves the
+  imputed rows with it (so their ranks do not change), the plain rule turns toward it."""
+  rng = np.random.default_rng(3)
+  ds = _dataset(rng)
+  train = ds.interactions[: len(ds.interactions) // 2]
+  item_emb = rng.normal(size=(ds.n_items, 5)).astype(np.float32)
+  offset = 10 * rng.normal(size=5).astype(np.float32)
+  centered = coldstart.build(ds, train, 0.4, centered=True)
+  imputed = ~np.isclose(np.asarray(coldstart.impute(jnp.asarray(item_emb), centered)),
+                        item_emb).all(1)
+  assert imputed.any()
+  a = np.asarray(coldstart.impute(jnp.asarray(item_emb), centered))
+  b = np.asarray(coldstart.impute(jnp.asarray(item_emb + offset), centered))
+  np.testing.assert_allclose(b, a + offset, rtol=1e-4, atol=1e-4)
+  plain = coldstart.build(ds, train, 0.4)
+  c = np.asarray(coldstart.impute(jnp.asarray(item_emb + offset), plain))
+  d = np.asarray(coldstart.impute(jnp.asarray(item_emb), plain))
+  assert not np.allclose(c[imputed], d[imputed] + offset, atol=1e-2)
+  cos = (c[imputed] @ offset) / np.linalg.norm(c[imputed], axis=1) / np.linalg.norm(offset)
+  assert cos.min() > 0.9   # the plain rule's cold rows point along the shared offset

@@ -163,7 +163,9 @@ def test_cold_start_buckets_only_trains_nothing(study_root):
                                  str(tmp / "imputed")])
   assert sorted(p.name for p in (tmp / "runs").iterdir()) == before
   rows = data["degree_buckets"]["models"]
-  assert set(rows) == {"mf", "mf, cold rows from the KG", "mf, cold rows from shuffled links"}
+  assert set(rows) == {"mf", "mf, cold rows from the KG", "mf, cold rows from shuffled links",
+                       "mf, cold rows from the KG, centered",
+                       "mf, cold rows from shuffled links, centered"}
   assert all(0 <= v[0] <= 1 for r in rows.values() for k, v in r.items() if k != "0")
   assert "| mf, cold rows from the KG |" in (tmp / "imputed.md").read_text()
 

@@ -16,9 +16,9 @@ training pair (train.train_item_negatives), else every model learns to rank them
 (b) Degree buckets: the runs of the normal split (table2.py's, trained here if missing) are
 measured per bucket of the test item's training degree (0, 1-5, 6-20, >20), against that
 bucket's test pairs only; users with no pair in a bucket are left out of it. With --impute the
-same runs are scored again with eval.cold_items=kg (items without a training pair scored
-through their KG and aux neighbours, kgax/coldstart.py), from the real links and, as the
-control, from links whose nodes are permuted.
+same runs are scored again with eval.cold_items=kg and kg_centered (items without a training
+pair scored through their KG and aux neighbours, kgax/coldstart.py), from the real links and, as
+the control, from links whose nodes are permuted.
 --buckets-only skips (a) and its training, --cold-only skips (b) and its training; --cold-seeds
 trains (a) for fewer seeds than (b); --untagged (MovieLens with tags) leaves out of (a) the test
 pairs whose user tagged the item, which the tag aux facts link directly. Train and validation
@@ -102,18 +102,19 @@ def cold_item_metrics(workdir: pathlib.Path, untagged: bool = False) -> tuple[di
   return dict(out, among=among), info
 
 
-def imputed_evaluate_fn(run: inference.Run, norm: float, shuffle: bool):
-  """The run's evaluation with eval.cold_items="kg" (kgax/coldstart.py) at norm quantile `norm`;
-  with `shuffle`, over the control's permuted links (coldstart.shuffled, seed 0)."""
-  cold = coldstart.build(run.ds, run.split.train, norm)
+def imputed_evaluate_fn(run: inference.Run, norm: float, shuffle: bool, centered: bool):
+  """The run's evaluation with eval.cold_items="kg" or, `centered`, "kg_centered"
+  (kgax/coldstart.py) at norm quantile `norm`; with `shuffle`, over the control's permuted links
+  (coldstart.shuffled, seed 0)."""
+  cold = coldstart.build(run.ds, run.split.train, norm, centered=centered)
   if shuffle:
     cold = coldstart.shuffled(cold, 0)
   return experiment.make_evaluate(run.lib, run.opts.model, run.graph, cold=cold)
 
 
 def bucket_recall(workdir: pathlib.Path, kinds: dict) -> tuple[dict, dict[str, int], dict]:
-  """Per kind of scoring ({label: None for the run's own rows, or (kg, norm)}): recall@20 per
-  degree bucket and over all test pairs."""
+  """Per kind of scoring ({label: None for the run's own rows, or (norm, shuffle, centered)}):
+  recall@20 per degree bucket and over all test pairs."""
   run = inference.Run.open(workdir)
   masks = bucket_masks(run)
   out = {}
@@ -155,8 +156,8 @@ def main(argv=None):
     p.add_argument("--untagged", action="store_true",
                    help="MovieLens with tags: leave out cold test pairs whose user tagged the item")
     p.add_argument("--impute", action="store_true",
-                   help="degree buckets also with eval.cold_items=kg, from the real and from a "
-                        "shuffled KG (the same trained runs, scored again)")
+                   help="degree buckets also with eval.cold_items=kg and kg_centered, from the "
+                        "real and from a shuffled KG (the same trained runs, scored again)")
     p.add_argument("--cold-norm", type=float, default=0.4,
                    help="eval.cold_norm for --impute")
   args, overrides = common.study_args(__doc__, argv, default_root="runs/table2", extra=extra)
@@ -192,8 +193,9 @@ def main(argv=None):
       continue
     kinds = {model: None}
     if args.impute:
-      kinds[f"{model}, cold rows from the KG"] = (args.cold_norm, False)
-      kinds[f"{model}, cold rows from shuffled links"] = (args.cold_norm, True)
+      for centered, rule in ((False, ""), (True, ", centered")):
+        kinds[f"{model}, cold rows from the KG{rule}"] = (args.cold_norm, False, centered)
+        kinds[f"{model}, cold rows from shuffled links{rule}"] = (args.cold_norm, True, centered)
     per_seed = [bucket_recall(root / name, kinds) for name in study.of_model(results, model)]
     counts = per_seed[0][1]
     for label in kinds:
@@ -224,8 +226,8 @@ def main(argv=None):
            + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " | all |\n"
            "|---|" + "---|" * (len(BUCKETS) + 1) + "\n" + "\n".join(bucket_rows) + "\n")
     if args.impute:
-      md += (f"\n\"cold rows\": eval.cold_items=kg at eval.cold_norm={args.cold_norm} "
-             "(kgax/coldstart.py), the same trained runs scored again; the control's links "
+      md += (f"\n\"cold rows\": eval.cold_items=kg (\"centered\": kg_centered) at "
+             f"eval.cold_norm={args.cold_norm} (kgax/coldstart.py), the same trained runs scored again; the control's links "
              "(KG triples and aux facts of the items) have their nodes permuted "
              "(coldstart.shuffled): the same numbers of links, saying nothing.\n")
     data["degree_buckets"] = {"test_pairs": counts, "models": buckets}
