@@ -83,11 +83,22 @@ def _positive(text: str) -> int:
   return int(text)
 
 
+def _mesh(text: str) -> tuple[int, int]:
+  parts = text.strip().strip("()").split(",")
+  try:
+    shape = tuple(int(p) for p in parts)
+  except ValueError:
+    shape = ()
+  if len(shape) != 2:
+    raise argparse.ArgumentTypeError(f"{text!r}: expected (data, model), e.g. '(2,4)'")
+  return shape
+
+
 def _evaluate(args) -> int:
   """Only reads the workdir; --output writes the metrics as JSON elsewhere."""
   from kgax import inference
   from kgax.workdir import write_text_atomic
-  run = inference.Run.open(args.workdir, args.step)
+  run = inference.Run.open(args.workdir, args.step, mesh=args.mesh)
   metrics = run.evaluate(args.split)
   if args.output:
     write_text_atomic(pathlib.Path(args.output),
@@ -233,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
   s.add_argument("--step", default="best", type=_step, help="best, latest or an epoch number")
   s.add_argument("--split", default="test", choices=("test", "valid"))
   s.add_argument("--output", default=None, help="also write the metrics to this JSON file")
+  s.add_argument("--mesh", default=(-1, 1), type=_mesh, help="restore onto this (data, "
+                 "model) mesh of the devices, e.g. '(2,4)'; default (-1,1): parameters "
+                 "replicated, users split over every device")
   s.set_defaults(fn=_evaluate)
 
   s = sub.add_parser("recommend", help="top-K items with attention paths")

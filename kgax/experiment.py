@@ -99,10 +99,11 @@ class Experiment:
     return evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude, ks=e.ks,
                               batch_size=e.batch_size, metrics=metrics, mesh=mesh)
 
-  def evaluate_fn(self, items: np.ndarray | None = None):
+  def evaluate_fn(self, items: np.ndarray | None = None, trim=None):
     """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.
-    With `items` (ids [C]) only those are ranked: the evaluator's item k is items[k]."""
-    return make_evaluate(self.lib, self.opts.model, self.graph, items, self.cold_items)
+    With `items` (ids [C]) only those are ranked: the evaluator's item k is items[k]. `trim`
+    (sharding.Layout.trim) cuts placed parameters' padding rows inside the compiled function."""
+    return make_evaluate(self.lib, self.opts.model, self.graph, items, self.cold_items, trim)
 
 
 def item_embeddings(lib, m, params, graph: Graph, cold: coldstart.ColdItems | None = None):
@@ -112,15 +113,16 @@ def item_embeddings(lib, m, params, graph: Graph, cold: coldstart.ColdItems | No
 
 
 def make_evaluate(lib, m, graph: Graph, items: np.ndarray | None = None,
-                  cold: coldstart.ColdItems | None = None):
+                  cold: coldstart.ColdItems | None = None, trim=None):
   keep = slice(None) if items is None else jnp.asarray(items)
+  trim = trim or (lambda p: p)
   if hasattr(lib, "user_item_embeddings"):
     def embed(p, g, cold):
-      users, item_emb = item_embeddings(lib, m, p, g, cold)
+      users, item_emb = item_embeddings(lib, m, trim(p), g, cold)
       return users, item_emb[keep]
     embed = jax.jit(embed)
     return lambda params, ev: ev.evaluate_embeddings(*embed(params, graph, cold))
-  score = jax.jit(lambda p, g, users: lib.score_users(p, g, m, users)[:, keep])
+  score = jax.jit(lambda p, g, users: lib.score_users(trim(p), g, m, users)[:, keep])
   return lambda params, ev: ev(lambda users: score(params, graph, users))
 
 

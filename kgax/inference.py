@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from kgax import checkpoint, evaluate, experiment, options, sampling
+from kgax import checkpoint, evaluate, experiment, options, sampling, sharding
 from kgax.data.types import DataError, Dataset, Split
 from kgax.graph import Graph
 from kgax.workdir import Workdir
@@ -32,11 +32,22 @@ class Run:
 
   workdir: pathlib.Path
   exp: experiment.Experiment
-  params: dict
+  placed: dict    # the checkpoint's parameters, padded and sharded by `layout` when it has one
   step: int
+  mesh: jax.sharding.Mesh | None = None
+  layout: sharding.Layout | None = None
+
+  @functools.cached_property
+  def params(self) -> dict:
+    """The parameters as the model sees them (padding rows cut off)."""
+    return self.placed if not self.layout else jax.jit(self.layout.trim)(self.placed)
 
   @classmethod
-  def open(cls, workdir: str | pathlib.Path, which: str = "best") -> Run:
+  def open(cls, workdir: str | pathlib.Path, which: str = "best", mesh=None) -> Run:
+    """Reads checkpoint `which` of `workdir`. With `mesh` (a shape such as (2, 4) or (-1, 1),
+    as config.train.mesh) the state is restored onto that mesh of this process's devices,
+    whatever mesh wrote it: row tables sharded along "model", evaluation's users split over
+    every device."""
     wd = Workdir(workdir)
     stored = wd.read_config()
     if stored is None:
@@ -51,10 +62,18 @@ class Run:
     target = jax.eval_shape(lambda: {f.name: getattr(s, f.name) for s in
                                      [exp.init_state(tx_cf, tx_kg)]
                                      for f in dataclasses.fields(s)})
+    layout = None
+    if mesh is not None:
+      try:
+        mesh = sharding.make_mesh(mesh)
+      except ValueError as e:
+        raise options.ConfigError(str(e).replace("config.train.mesh", "--mesh")) from None
+      layout = sharding.Layout.for_model(mesh, exp.lib, target["params"])
+      target = layout.abstract(target)
     ckpt = checkpoint.Checkpoints(wd.checkpoints, metric=opts.train.select_metric,
-                                  read_only=True)
+                                  read_only=True, trim=layout.trim if layout else None)
     state = ckpt.restore(which, target)
-    return cls(wd.path, exp, state["params"], int(state["epoch"]))
+    return cls(wd.path, exp, state["params"], int(state["epoch"]), mesh, layout)
 
   @property
   def opts(self) -> options.RunOptions:
@@ -89,7 +108,8 @@ class Run:
 
   def evaluate(self, split: str = "test") -> dict[str, float]:
     """Metrics on test (train and validation excluded) or validation (train excluded)."""
-    return self.exp.evaluate_fn()(self.params, self.exp.evaluator(split))
+    trim = self.layout.trim if self.layout else None
+    return self.exp.evaluate_fn(trim=trim)(self.placed, self.exp.evaluator(split, mesh=self.mesh))
 
   def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
     """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""

@@ -315,7 +315,7 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   target = layout.abstract(state)   # the placed state's shapes and shardings
   cf_fn, kg_fn = make_step_fns(opts, mesh, sample.steps, layout=layout, state=target,
                                graph_sharding=graph_sh)
-  evaluate_fn = _trimmed(exp.evaluate_fn(), layout)
+  evaluate_fn = exp.evaluate_fn(trim=layout.trim)
   # Validation runs often and selects on a ranking metric: it skips AUC, as do the test rows
   # that log_test adds for curves.
   valid_eval = exp.evaluator("valid", experiment.evaluate.RANKING_METRICS, mesh)
@@ -381,13 +381,6 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
     log.close()
   return finish_run(exp, wd, ckpt, state, evaluate_fn=evaluate_fn, valid_eval=valid_eval,
                     test_eval=test_eval, t_start=t_start, epoch_times=epoch_times)
-
-
-def _trimmed(evaluate_fn, layout: sharding.Layout):
-  """evaluate_fn on parameters placed by `layout` (its padding rows cut off)."""
-  if not layout.rows:
-    return evaluate_fn
-  return lambda params, ev: evaluate_fn(layout.trim(params), ev)
 
 
 def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpoints,

@@ -71,6 +71,7 @@ def test_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["evaluate", "--workdir", "w", "--step", "abc"], "expected best, latest or an epoch"),
+    (["evaluate", "--workdir", "w", "--mesh", "(2,4,1)"], "expected (data, model)"),
     (["recommend", "--workdir", "w", "--user", "1", "--k", "0"], "expected a positive integer"),
 ])
 def test_bad_arguments_are_refused(argv, message, capsys):

@@ -118,6 +118,22 @@ def test_every_mesh_trains_as_one_device(model):
   assert edges["table_bytes"] == out["2x4"]["table_bytes"]
   assert edges["graph_bytes"] < one["graph_bytes"] / 3, (edges["graph_bytes"], one["graph_bytes"])
 
+EVALUATE_ON_MESHES = """
+import json, sys
+import jax
+from kgax import inference
+out = {}
+for shape in ((2, 4), (8, 1)):
+  run = inference.Run.open(sys.argv[1], "best", mesh=shape)
+  node = run.placed["node"]
+  metrics = run.evaluate("test")
+  metrics["devices"] = run.mesh.size
+  metrics["shards"] = len({str(s.index) for s in node.addressable_shards})
+  out[str(shape)] = metrics
+print(json.dumps(out))
+"""
+
+
 def _train(workdir, devices, mesh, *extra):
   return subprocess.run([sys.executable, "-m", "kgax.cli", "train", "--config", CONFIG,
                          "--workdir", str(workdir), f"--config.train.mesh={mesh}", *extra],
@@ -127,8 +143,9 @@ def _train(workdir, devices, mesh, *extra):
 
 @pytest.mark.slow
 def test_checkpoints_restore_onto_another_mesh(tmp_path):
-  """A run on a (2, 4) mesh of 8 devices is evaluated on 1 device, and a run stopped on 1
-  device resumes on (1, 8): the metrics are those of the uninterrupted run on one device."""
+  """A run on a (2, 4) mesh of 8 devices is evaluated on 1 device, the run of 1 device on 8
+  devices ((2, 4) and (8, 1) in one process), and a run stopped on 1 device resumes on (1, 8):
+  the metrics are those of the uninterrupted run on one device."""
   whole = _train(tmp_path / "one", 1, "(1,1)")
   assert whole.returncode == 0, whole.stderr[-2000:]
   want = json.loads((tmp_path / "one" / "results.json").read_text())
@@ -150,6 +167,15 @@ def test_checkpoints_restore_onto_another_mesh(tmp_path):
   assert evaluated["step"] == got["best_epoch"]
   for k, v in got["test"].items():
     assert evaluated[k] == pytest.approx(v, rel=1e-5, abs=1e-7), k
+
+  # the 1-device checkpoint evaluated on meshes of 8 devices
+  proc = subprocess.run([sys.executable, "-c", EVALUATE_ON_MESHES, str(tmp_path / "one")],
+                        capture_output=True, text=True, env=_env(8), timeout=900, cwd=REPO)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for shape, metrics in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+    assert metrics["devices"] == 8 and metrics["shards"] == (4 if shape == "(2, 4)" else 1)
+    for k, v in want["test"].items():
+      assert metrics[k] == pytest.approx(v, rel=1e-5, abs=1e-7), (shape, k)
 
   # killed after epoch 2 on 1 device, resumed on (1, 8)
   env = _env(1)
