@@ -31,6 +31,11 @@ from kgax import ops
 from kgax.data.types import Dataset
 
 
+# eval.cold_items values: "" keeps every item's own row; the others name the rule (centered or
+# not). "auto" picks one of RULES on validation at the end of a run (kgax/train.py).
+RULES = {"": None, "kg": False, "kg_centered": True}
+
+
 @flax.struct.dataclass
 class ColdItems:
   """The links of `impute` (a pytree: arrays are leaves).
@@ -100,4 +105,4 @@ def impute(item_emb: jax.Array, cold: ColdItems) -> jax.Array:
   return jnp.where(length > 0, replaced.astype(item_emb.dtype), item_emb)
 
 
-__all__ = ["ColdItems", "item_links", "build", "shuffled", "impute"]
+__all__ = ["RULES", "ColdItems", "item_links", "build", "shuffled", "impute"]

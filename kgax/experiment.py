@@ -68,14 +68,29 @@ class Experiment:
   def lib(self):
     return self.opts.model_lib
 
-  @functools.cached_property
+  cold_selected: str | None = None   # the rule a run with eval.cold_items="auto" selected
+  _links: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  @property
+  def cold_rule(self) -> str:
+    """The rule of coldstart.RULES that scores items without a training pair: eval.cold_items,
+    or with "auto" the one selected at the end of the run ("" until then)."""
+    rule = self.opts.eval.cold_items
+    return (self.cold_selected or "") if rule == "auto" else rule
+
+  @property
   def cold_items(self) -> coldstart.ColdItems | None:
-    """The links that score items without a training pair (eval.cold_items), or None."""
-    e = self.opts.eval
-    if not e.cold_items:
+    """The links of `cold_rule`, or None for items' own rows."""
+    return self.cold_links(self.cold_rule)
+
+  def cold_links(self, rule: str) -> coldstart.ColdItems | None:
+    """The links of a coldstart.RULES key (None for ""), built once per rule."""
+    if not rule:
       return None
-    return coldstart.build(self.ds, self.split.train, e.cold_norm,
-                           centered=e.cold_items == "kg_centered")
+    if rule not in self._links:
+      self._links[rule] = coldstart.build(self.ds, self.split.train, self.opts.eval.cold_norm,
+                                          centered=coldstart.RULES[rule])
+    return self._links[rule]
 
   def init_params(self) -> dict:
     params = self.lib.init(jax.random.key(self.opts.seed), self.opts.model, self.graph)
@@ -99,11 +114,13 @@ class Experiment:
     return evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude, ks=e.ks,
                               batch_size=e.batch_size, metrics=metrics, mesh=mesh)
 
-  def evaluate_fn(self, items: np.ndarray | None = None, trim=None):
+  def evaluate_fn(self, items: np.ndarray | None = None, trim=None, cold_rule: str | None = None):
     """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.
     With `items` (ids [C]) only those are ranked: the evaluator's item k is items[k]. `trim`
-    (sharding.Layout.trim) cuts placed parameters' padding rows inside the compiled function."""
-    return make_evaluate(self.lib, self.opts.model, self.graph, items, self.cold_items, trim)
+    (sharding.Layout.trim) cuts placed parameters' padding rows inside the compiled function.
+    `cold_rule` (a coldstart.RULES key) overrides `cold_rule` for items without training pairs."""
+    cold = self.cold_items if cold_rule is None else self.cold_links(cold_rule)
+    return make_evaluate(self.lib, self.opts.model, self.graph, items, cold, trim)
 
 
 def item_embeddings(lib, m, params, graph: Graph, cold: coldstart.ColdItems | None = None):

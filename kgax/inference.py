@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from kgax import checkpoint, evaluate, experiment, options, sampling, sharding
+from kgax import checkpoint, coldstart, evaluate, experiment, options, sampling, sharding
 from kgax.data.types import DataError, Dataset, Split
 from kgax.graph import Graph
 from kgax.workdir import Workdir
@@ -58,6 +58,12 @@ class Run:
       raise options.ConfigError(f"{wd.config_path}: written by another kgax version ({e})"
                                 ) from None
     exp = experiment.build(stored, opts)
+    if opts.eval.cold_items == "auto":   # the rule the run selected on validation
+      selected = (wd.read_results() or {}).get("cold_items", {}).get("selected")
+      if selected not in coldstart.RULES:
+        raise DataError(f"{wd.path / 'results.json'}: eval.cold_items='auto' and no selected "
+                        "rule recorded (is the run finished?)")
+      exp.cold_selected = selected
     tx_cf, tx_kg = experiment.make_optimizers(opts)
     target = jax.eval_shape(lambda: {f.name: getattr(s, f.name) for s in
                                      [exp.init_state(tx_cf, tx_kg)]

@@ -171,7 +171,8 @@ class EvalOptions:
   batch_size: int = 256
   cold_items: str = ""    # "kg": items without a training pair are scored through their KG and
                           # aux neighbours (kgax/coldstart.py); "kg_centered": the same around
-                          # the trained items' mean; "": their own rows
+                          # the trained items' mean; "": their own rows; "auto": the one of
+                          # these with the best validation metric, chosen at the end of a run
   cold_norm: float = 0.4  # with cold_items set: the quantile of the trained items' embedding
                           # norms (centered: distances from their mean) that an imputed item gets
 
@@ -179,8 +180,8 @@ class EvalOptions:
     _check(len(self.ks) > 0 and all(k > 0 for k in self.ks), "eval.ks", self.ks,
            "positive cut-offs")
     positive("eval", self, "batch_size")
-    _check(self.cold_items in ("", "kg", "kg_centered"), "eval.cold_items", self.cold_items,
-           "'', 'kg' or 'kg_centered'")
+    _check(self.cold_items in ("", "kg", "kg_centered", "auto"), "eval.cold_items",
+           self.cold_items, "'', 'kg', 'kg_centered' or 'auto'")
     _check(0 < self.cold_norm <= 1, "eval.cold_norm", self.cold_norm, "a quantile in (0, 1]")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from kgax import checkpoint, experiment, faults, options, pipeline, pretrained, sharding
+from kgax import checkpoint, coldstart, experiment, faults, options, pipeline, pretrained, sharding
 from kgax.experiment import TrainState
 from kgax.workdir import Workdir
 
@@ -380,14 +380,18 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
     bar.close()
     log.close()
   return finish_run(exp, wd, ckpt, state, evaluate_fn=evaluate_fn, valid_eval=valid_eval,
-                    test_eval=test_eval, t_start=t_start, epoch_times=epoch_times)
+                    test_eval=test_eval, t_start=t_start, epoch_times=epoch_times,
+                    evaluate_rule=lambda rule: exp.evaluate_fn(trim=layout.trim, cold_rule=rule))
 
 
 def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpoints,
                state: TrainState, *, evaluate_fn, valid_eval, test_eval, t_start: float,
-               epoch_times: list[float]) -> dict[str, Any]:
+               epoch_times: list[float], evaluate_rule=None) -> dict[str, Any]:
   """The end of a run: saves the last state, restores the best checkpoint, evaluates it on
-  validation and test and writes (and returns) results.json's dict."""
+  validation and test and writes (and returns) results.json's dict. With
+  eval.cold_items="auto", `evaluate_rule(rule)` (default exp.evaluate_fn(cold_rule=rule)) gives
+  each rule's evaluation; the one with the best validation metric (ties: the first of
+  coldstart.RULES, own rows) scores test and is recorded as results["cold_items"]."""
   opts = exp.opts
   ckpt.save(int(state.epoch), _state_dict(state), None)
   ckpt.wait()
@@ -396,6 +400,18 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
   best = ckpt.restore_best(_state_dict(state))
   best = TrainState(**best) if best is not None else state
   ds, split = exp.ds, exp.split
+  valid = evaluate_fn(best.params, valid_eval)
+  cold = {}
+  if opts.eval.cold_items == "auto":
+    evaluate_rule = evaluate_rule or (lambda rule: exp.evaluate_fn(cold_rule=rule))
+    metric = opts.train.select_metric
+    scored = {rule: evaluate_rule(rule) for rule in coldstart.RULES}
+    by_rule = {rule: valid if not rule else fn(best.params, valid_eval)
+               for rule, fn in scored.items()}
+    chosen = max(by_rule, key=lambda rule: by_rule[rule][metric])
+    evaluate_fn, valid = scored[chosen], by_rule[chosen]
+    cold = {"cold_items": {"selected": chosen,
+                           "valid": {rule: m[metric] for rule, m in by_rule.items()}}}
   results = {
       "model": opts.model.name,
       "config": opts.name,
@@ -403,8 +419,9 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
       "epochs_run": int(state.epoch),
       "capped": bool(int(state.epoch) >= opts.train.epochs
                      and int(state.bad_evals) < opts.train.patience),
-      "valid": evaluate_fn(best.params, valid_eval),
+      "valid": valid,
       "test": evaluate_fn(best.params, test_eval),
+      **cold,
       "wall_seconds": time.time() - t_start,
       "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else None,
       "peak_device_memory_bytes": sharding.peak_memory(),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kgax import coldstart, options
-from kgax.data.types import AuxFacts, Dataset
+from kgax.data.types import AuxFacts, DataError, Dataset
 
 REPO_CONFIG = "configs/test.py"
 
@@ -180,3 +180,37 @@ def test_centered_rule_ignores_an_offset_shared_by_every_item():
   assert not np.allclose(c[imputed], d[imputed] + offset, atol=1e-2)
   cos = (c[imputed] @ offset) / np.linalg.norm(c[imputed], axis=1) / np.linalg.norm(offset)
   assert cos.min() > 0.9   # the plain rule's cold rows point along the shared offset
+
+
+def test_auto_selects_the_rule_on_validation_and_evaluate_reuses_it(tmp_path, monkeypatch):
+  """eval.cold_items="auto": the run records every rule's validation metric, keeps the best
+  (own rows on a tie) for its test metrics, and `kgax evaluate` scores with the same rule."""
+  from kgax import config as config_lib, experiment, inference, train
+  cfg = config_lib.load_file(f"{REPO_CONFIG}:model=lightgcn")
+  cfg.train.epochs, cfg.train.eval_every = 2, 1
+  cfg.eval.cold_items = "auto"
+  res = train.train_and_evaluate(cfg, tmp_path / "auto")
+  valid = res["cold_items"]["valid"]
+  assert list(valid) == list(coldstart.RULES)
+  assert res["cold_items"]["selected"] == max(valid, key=valid.get)
+  assert res["valid"]["recall@20"] == valid[res["cold_items"]["selected"]]
+  run = inference.Run.open(tmp_path / "auto")
+  assert run.exp.cold_rule == res["cold_items"]["selected"]
+  assert run.evaluate("test") == pytest.approx(res["test"], rel=1e-6)
+
+  # a rule that validation prefers is the one that scores test
+  plain = experiment.Experiment.evaluate_fn
+  def boosted(self, items=None, trim=None, cold_rule=None):
+    fn = plain(self, items, trim, cold_rule)
+    if (cold_rule if cold_rule is not None else self.cold_rule) != "kg_centered":
+      return fn
+    return lambda params, ev: {k: v + 1.0 for k, v in fn(params, ev).items()}
+  monkeypatch.setattr(experiment.Experiment, "evaluate_fn", boosted)
+  res = train.train_and_evaluate(cfg, tmp_path / "boosted")
+  assert res["cold_items"]["selected"] == "kg_centered"
+  assert res["test"]["recall@20"] > 1.0
+  assert inference.Run.open(tmp_path / "boosted").exp.cold_rule == "kg_centered"
+  monkeypatch.setattr(experiment.Experiment, "evaluate_fn", plain)
+  (tmp_path / "boosted" / "results.json").unlink()
+  with pytest.raises(DataError, match="no selected rule"):
+    inference.Run.open(tmp_path / "boosted")
