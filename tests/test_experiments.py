@@ -189,7 +189,11 @@ def test_cold_start_tables(study_root):
     assert 0 <= cold["models"][model]["cold auc"][0] <= 1
     among = cold["models"][model]["cold-only recall@20"][0]   # fewer competitors: never lower
     assert cold["models"][model]["cold recall@20"][0] - 1e-9 <= among <= 1
-    assert set(data["degree_buckets"]["models"][model]) == {*cold_start.BUCKETS, "all"}
+    row = data["degree_buckets"]["models"][model]
+    assert set(row) == {*cold_start.BUCKETS, "all", "valid"}
+    recorded = [json.loads(p.read_text())["valid"]["recall@20"]
+                for p in sorted((tmp / "runs").glob(f"{model}-seed*/results.json"))]
+    assert row["valid"][0] == pytest.approx(np.mean(recorded), rel=1e-5)   # the runs' own rows
   md = (tmp / "cold.md").read_text()
   assert md.count("| mf |") == 2 and md.count("| kgat_ax |") == 2
   assert (tmp / "cold.png").read_bytes()[:4] == b"\x89PNG"

@@ -123,6 +123,8 @@ def bucket_recall(workdir: pathlib.Path, kinds: dict) -> tuple[dict, dict[str, i
     out[label] = {b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()}
     out[label]["all"] = metrics_on(run, evaluate_fn, np.ones(len(run.split.test), bool)
                                    )["recall@20"]
+    valid = run.exp.evaluator("valid", metrics=("recall",))
+    out[label]["valid"] = evaluate_fn(run.params, valid)["recall@20"]
   return out, {b: int(keep.sum()) for b, keep in masks.items()}
 
 
@@ -200,9 +202,9 @@ def main(argv=None):
     counts = per_seed[0][1]
     for label in kinds:
       buckets[label] = {b: study.mean_std([r[label][b] for r, _ in per_seed])
-                        for b in (*BUCKETS, "all")}
+                        for b in (*BUCKETS, "all", "valid")}
       bucket_rows.append(f"| {label} | " + " | ".join(study.fmt(buckets[label][b])
-                                                      for b in (*BUCKETS, "all")) + " |")
+                                                      for b in (*BUCKETS, "all", "valid")) + " |")
   seeds = cold_seeds if args.cold_only else args.seeds
   md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {seeds})\n\n"
   data = {"dataset": args.dataset, "seeds": args.seeds}
@@ -222,18 +224,20 @@ def main(argv=None):
                           chance, **cold_info, "models": cold}
   if not args.cold_only:
     md += ("By the test item's training degree (normal split; test pairs per bucket in the "
-           "header; all: every test pair)\n\n| model | "
-           + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " | all |\n"
-           "|---|" + "---|" * (len(BUCKETS) + 1) + "\n" + "\n".join(bucket_rows) + "\n")
+           "header; all: every test pair; valid: every validation pair, what eval.cold_items="
+           "auto selects on)\n\n| model | "
+           + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " | all | valid: all |\n"
+           "|---|" + "---|" * (len(BUCKETS) + 2) + "\n" + "\n".join(bucket_rows) + "\n")
     if args.impute:
       md += (f"\n\"cold rows\": eval.cold_items=kg (\"centered\": kg_centered) at "
-             f"eval.cold_norm={args.cold_norm} (kgax/coldstart.py), the same trained runs scored again; the control's links "
+             f"eval.cold_norm={args.cold_norm} (kgax/coldstart.py), the same trained runs "
+             "scored again; the control's links "
              "(KG triples and aux facts of the items) have their nodes permuted "
              "(coldstart.shuffled): the same numbers of links, saying nothing.\n")
     data["degree_buckets"] = {"test_pairs": counts, "models": buckets}
   common.write_outputs(args.out, md, data)
   if not args.cold_only:
-    plot(buckets, counts, pathlib.Path(args.out).with_suffix(".png"))
+    plot(buckets, counts, common.output_path(args.out, ".png"))
   return data
 
 

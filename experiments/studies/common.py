@@ -93,12 +93,18 @@ def cost(summary: dict) -> str:
           f"{np.mean(summary['wall_seconds']) / 60:.1f}")
 
 
+def output_path(out: str | pathlib.Path, ext: str) -> pathlib.Path:
+  """OUT + ext: "docs/results/x-q0.1", ".md" -> docs/results/x-q0.1.md."""
+  return pathlib.Path(f"{out}{ext}")
+
+
 def write_outputs(out: str | pathlib.Path, markdown: str, data: dict) -> None:
-  """OUT.md (with the hardware line) and OUT.json, and the markdown on stdout."""
+  """OUT.md (with the hardware line) and OUT.json, and the markdown on stdout. OUT is a name
+  without extension (dots in it stay: OUT.md is `out` + ".md")."""
   out = pathlib.Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   data["hardware"] = study.hardware()
   markdown += f"\nHardware: {data['hardware']}.\n"
-  out.with_suffix(".md").write_text(markdown)
-  out.with_suffix(".json").write_text(json.dumps(data, indent=2))
+  output_path(out, ".md").write_text(markdown)
+  output_path(out, ".json").write_text(json.dumps(data, indent=2))
   print(markdown)
