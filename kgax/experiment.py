@@ -4,7 +4,6 @@ benchmarks and inference; `init_state` and the evaluation functions over them.""
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import flax.struct
 import jax

@@ -40,7 +40,9 @@ class Run:
   @functools.cached_property
   def params(self) -> dict:
     """The parameters as the model sees them (padding rows cut off)."""
-    return self.placed if not self.layout else jax.jit(self.layout.trim)(self.placed)
+    if self.layout is None or not self.layout.rows:
+      return self.placed
+    return jax.jit(self.layout.trim)(self.placed)
 
   @classmethod
   def open(cls, workdir: str | pathlib.Path, which: str = "best", mesh=None) -> Run:

@@ -202,8 +202,7 @@ def run_protocol(models, dataset: str, seeds, root, overrides: dict | None = Non
   root = pathlib.Path(root)
   results, tuned = {}, {}
   for model in run_order(models, recipe):
-    [job] = protocol_jobs([model], dataset, seeds[:1], root, overrides, recipe)[-1:]
-    cfg = job.config
+    cfg = protocol_jobs([model], dataset, seeds[:1], root, overrides, recipe)[-1].config
     if tune_first:
       print(f"tuning {model}: {len(tune_points(cfg))} points, seed {seeds[0]}", flush=True)
       tuned[model] = tune(cfg, tune_points(cfg), root / "tune" / model, seeds[0])

@@ -405,8 +405,8 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
   if opts.eval.cold_items == "auto":
     evaluate_rule = evaluate_rule or (lambda rule: exp.evaluate_fn(cold_rule=rule))
     metric = opts.train.select_metric
-    scored = {rule: evaluate_rule(rule) for rule in coldstart.RULES}
-    by_rule = {rule: valid if not rule else fn(best.params, valid_eval)
+    scored = {rule: evaluate_rule(rule) if rule else evaluate_fn for rule in coldstart.RULES}
+    by_rule = {rule: fn(best.params, valid_eval) if rule else valid
                for rule, fn in scored.items()}
     chosen = max(by_rule, key=lambda rule: by_rule[rule][metric])
     evaluate_fn, valid = scored[chosen], by_rule[chosen]

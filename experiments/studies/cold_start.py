@@ -117,13 +117,13 @@ def bucket_recall(workdir: pathlib.Path, kinds: dict) -> tuple[dict, dict[str, i
   recall@20 per degree bucket and over all test pairs."""
   run = inference.Run.open(workdir)
   masks = bucket_masks(run)
+  valid = run.exp.evaluator("valid", metrics=("recall",))
   out = {}
   for label, how in kinds.items():
     evaluate_fn = run.exp.evaluate_fn() if how is None else imputed_evaluate_fn(run, *how)
     out[label] = {b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()}
     out[label]["all"] = metrics_on(run, evaluate_fn, np.ones(len(run.split.test), bool)
                                    )["recall@20"]
-    valid = run.exp.evaluator("valid", metrics=("recall",))
     out[label]["valid"] = evaluate_fn(run.params, valid)["recall@20"]
   return out, {b: int(keep.sum()) for b, keep in masks.items()}
 
