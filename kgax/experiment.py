@@ -113,13 +113,16 @@ class Experiment:
     return evaluate.Evaluator(self.ds.n_users, self.ds.n_items, truth, exclude, ks=e.ks,
                               batch_size=e.batch_size, metrics=metrics, mesh=mesh)
 
-  def evaluate_fn(self, items: np.ndarray | None = None, trim=None, cold_rule: str | None = None):
+  def evaluate_fn(self, items: np.ndarray | None = None, trim=None, cold_rule: str | None = None,
+                  graph: Graph | None = None):
     """evaluate(params, evaluator) -> metrics, through embeddings or the model's score function.
     With `items` (ids [C]) only those are ranked: the evaluator's item k is items[k]. `trim`
     (sharding.Layout.trim) cuts placed parameters' padding rows inside the compiled function.
-    `cold_rule` (a coldstart.RULES key) overrides `cold_rule` for items without training pairs."""
+    `cold_rule` (a coldstart.RULES key) overrides `cold_rule` for items without training pairs.
+    `graph` (default: the experiment's) is the graph as placed on a mesh (sharding.step_graph)."""
     cold = self.cold_items if cold_rule is None else self.cold_links(cold_rule)
-    return make_evaluate(self.lib, self.opts.model, self.graph, items, cold, trim)
+    graph = self.graph if graph is None else graph
+    return make_evaluate(self.lib, self.opts.model, graph, items, cold, trim)
 
 
 def item_embeddings(lib, m, params, graph: Graph, cold: coldstart.ColdItems | None = None):

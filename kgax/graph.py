@@ -17,18 +17,43 @@ Relation-id layout (KGAT's, extended with one relation per aux attribute):
 
 Edges are sorted by head (then tail) and padded to a multiple of `pad_to` with (sink, 0, sink)
 edges of weight 0, so every array has a static shape and the whole model jits once.
+
+On a mesh whose "model" axis row-shards the node table, `partition_by_head` cuts the edge list
+at the table's shard boundaries (`HeadBlocks`): device b holds the edges whose heads are its own
+rows, and the reductions over each head's edges (`Graph.head_sum`, `head_softmax`, `head_spmm`)
+run on each device's block alone (a shard_map); the tail rows they read from other devices are
+gathered by XLA's collectives.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import flax.struct
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
+from kgax import ops
 from kgax.data.types import Dataset
 from kgax.sampling import distinct
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadBlocks:
+  """The edge arrays cut into `mesh.shape[axis]` equal blocks: block b holds the edges whose head
+  is one of the rows [b * rows, (b + 1) * rows), in the graph's (head, relation, tail) order,
+  then padding edges whose head is (b + 1) * rows, one past the block (weight 0; every head
+  reduction drops them)."""
+  mesh: Any   # jax.sharding.Mesh
+  axis: str
+  rows: int
+
+  @property
+  def n(self) -> int:
+    return self.mesh.shape[self.axis]
 
 
 @flax.struct.dataclass
@@ -61,6 +86,7 @@ class Graph:
   n_kg_relations: int = flax.struct.field(pytree_node=False)
   n_aux_relations: int = flax.struct.field(pytree_node=False)
   n_real_edges: int = flax.struct.field(pytree_node=False)
+  blocks: HeadBlocks | None = flax.struct.field(pytree_node=False, default=None)
 
   @property
   def user_start(self) -> int:
@@ -99,6 +125,48 @@ class Graph:
     """Whether each relation id is a KG relation or the inverse of one (not interact, not aux)."""
     base = relations % self.n_fwd_relations
     return (base >= 1) & (base <= self.n_kg_relations)
+
+  # Reductions over each head's edges: plain sorted segment ops, or with `blocks` one per device.
+
+  def _per_block(self, fn, *edge_arrays):
+    """fn(local head ids [Eb], *blocks of edge_arrays) on each device's block -> its rows,
+    concatenated over the blocks and cut to the node count (a shard_map over `blocks.axis`)."""
+    b = self.blocks
+    def local(heads, *arrays):
+      return fn(heads - jax.lax.axis_index(b.axis) * b.rows, *arrays)
+    spec = P(b.axis)
+    return jax.shard_map(local, mesh=b.mesh, in_specs=(spec,) * (1 + len(edge_arrays)),
+                         out_specs=spec)(self.heads, *edge_arrays)
+
+  def head_sum(self, data, sub=None, n_sub: int = 1):
+    """out[h * n_sub + s] = sum of data[e] over the edges e of head h (and sub[e] == s):
+    [E, ...] -> [N * n_sub, ...]."""
+    if self.blocks is None:
+      ids = self.heads if sub is None else self.heads * n_sub + sub
+      return ops.segment_sum(data, ids, self.n_nodes * n_sub, indices_are_sorted=True)
+    rows = self.blocks.rows * n_sub
+    if sub is None:
+      out = self._per_block(lambda h, d: ops.segment_sum(d, h, rows, indices_are_sorted=True),
+                            data)
+    else:
+      out = self._per_block(lambda h, d, s: ops.segment_sum(d, h * n_sub + s, rows,
+                                                            indices_are_sorted=True), data, sub)
+    return out[:self.n_nodes * n_sub]
+
+  def head_softmax(self, logits):
+    """Softmax of the edge logits [E] over each head's edges (padding edges: 0)."""
+    if self.blocks is None:
+      return ops.segment_softmax(logits, self.heads, self.n_nodes, indices_are_sorted=True)
+    rows = self.blocks.rows
+    return self._per_block(lambda h, x: ops.segment_softmax(x, h, rows, indices_are_sorted=True),
+                           logits)
+
+  def head_spmm(self, weights, x):
+    """out[h] = sum over the edges e of head h of weights[e] * x[tails[e]]: [N, d]
+    (ops.weighted_spmm on one block; the gathered product on blocks)."""
+    if self.blocks is None:
+      return ops.weighted_spmm(weights, x, self.heads, self.tails, self.tail_order)
+    return self.head_sum(weights[:, None] * x[self.tails])
 
   def pretrained_rows(self) -> np.ndarray:
     """bool [N]: the rows a pretrained user-item model has a vector for: users, and items with a
@@ -195,8 +263,38 @@ def build_graph(ds: Dataset, train: np.ndarray, options: GraphOptions = GraphOpt
       n_kg_relations=ds.n_relations, n_aux_relations=aux.n_attrs, n_real_edges=n_real)
 
 
+def partition_by_head(graph: Graph, mesh, axis: str = "model", multiple: int = 128) -> Graph:
+  """`graph` with its edges cut into HeadBlocks at the row boundaries of a node table sharded
+  over `axis` of `mesh` (ceil(N / n) rows per device), each block padded to the largest one's
+  length (a multiple of `multiple`). The node-size and fact arrays are unchanged."""
+  n = mesh.shape[axis]
+  rows = -(-graph.n_nodes // n)
+  h, r, t = real_edges(graph)
+  pair = np.asarray(graph.head_pair_index)[:graph.n_real_edges]
+  block = h // rows
+  counts = np.bincount(block, minlength=n)
+  size = _pad(int(counts.max()), multiple)
+  index = block * size + np.arange(len(h)) - np.r_[0, np.cumsum(counts)][block]
+  heads = np.repeat((np.arange(n, dtype=np.int64) + 1) * rows, size)
+  rels, pairs = np.zeros(n * size, np.int64), np.zeros(n * size, np.int64)
+  tails, weights = np.full(n * size, graph.sink, np.int64), np.zeros(n * size, np.float32)
+  heads[index], rels[index], tails[index], pairs[index], weights[index] = h, r, t, pair, 1
+  i32 = lambda x: jnp.asarray(x, jnp.int32)
+  return graph.replace(
+      heads=i32(heads), relations=i32(rels), tails=i32(tails), weights=jnp.asarray(weights),
+      head_pair_index=i32(pairs),
+      relation_order=i32(np.argsort(rels, kind="stable")),
+      tail_order=i32(np.argsort(tails, kind="stable")),
+      relation_sizes=tuple(int(c) for c in np.bincount(rels, minlength=graph.n_relations)),
+      blocks=HeadBlocks(mesh, axis, rows))
+
+
 def real_edges(graph: Graph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(heads, relations, tails) of the real (unpadded) edges, as host arrays."""
+  """(heads, relations, tails) of the real (unpadded) edges, as host arrays (of a graph not cut
+  into blocks)."""
+  if graph.blocks is not None:
+    raise ValueError("real_edges: the graph's edges are cut into head blocks; use the "
+                     "graph they were cut from")
   return tuple(np.asarray(a)[:graph.n_real_edges]
                for a in (graph.heads, graph.relations, graph.tails))
 

@@ -117,7 +117,16 @@ class Run:
   def evaluate(self, split: str = "test") -> dict[str, float]:
     """Metrics on test (train and validation excluded) or validation (train excluded)."""
     trim = self.layout.trim if self.layout else None
-    return self.exp.evaluate_fn(trim=trim)(self.placed, self.exp.evaluator(split, mesh=self.mesh))
+    return self.exp.evaluate_fn(trim=trim, graph=self._step_graph)(
+        self.placed, self.exp.evaluator(split, mesh=self.mesh))
+
+  @functools.cached_property
+  def _step_graph(self) -> Graph:
+    """The graph as a step on the run's mesh reads it (cut into head blocks on a "model"
+    axis; kgax/sharding.py `step_graph`)."""
+    if self.mesh is None:
+      return self.graph
+    return sharding.place(*sharding.step_graph(self.mesh, self.graph, self.lib))
 
   def recommend(self, users: np.ndarray, k: int, batch_size: int = 256):
     """Top-k (items [U, k], scores [U, k]) per user, train and validation items excluded."""

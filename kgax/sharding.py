@@ -4,7 +4,9 @@ Batches are split along "data". The model's row tables (its `ROW_TABLES`: the no
 KGAT/KGAT-AX, the user and item tables of MF and LightGCN), and their optimizer state, are
 row-sharded along "model"; every other array is replicated. GSPMD (jit with these shardings)
 inserts the collectives, e.g. the gather of the tail rows an edge aggregation reads from other
-devices. A mesh of shape (n, 1) is plain data parallelism: nothing is padded or sharded by row.
+devices. A mesh of shape (n, 1) is plain data parallelism: nothing is padded or sharded by row. On a
+"model" axis, the KGAT family's edges are cut at the node table's shard boundaries
+(`step_graph`), so that each device aggregates the edges of its own rows.
 
 A sharded dimension must divide evenly, so `Layout` pads each table with zero rows to a multiple
 of the "model" size and `trim`s them off before the model sees its parameters: a padded row
@@ -21,6 +23,8 @@ from typing import Sequence
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from kgax import graph as graph_lib
 
 AXES = ("data", "model")
 
@@ -84,6 +88,9 @@ def graph_shardings(mesh, graph, shard_edges: bool = False):
   exchanges; the node-size arrays stay replicated. ValueError naming config.train.shard_edges
   when the device count does not divide the padded edge count."""
   rep = replicated(mesh)
+  if graph.blocks is not None:   # head blocks (graph.partition_by_head): one per device of its axis
+    edges = NamedSharding(mesh, P(graph.blocks.axis))
+    return jax.tree.map(lambda x: edges if x.shape and x.shape[0] == graph.n_edges else rep, graph)
   if not shard_edges:
     return jax.tree.map(lambda _: rep, graph)
   if graph.n_edges % mesh.size:
@@ -92,6 +99,16 @@ def graph_shardings(mesh, graph, shard_edges: bool = False):
                      "(edges are padded to a multiple of 1024)")
   edges = NamedSharding(mesh, P(mesh.axis_names))
   return jax.tree.map(lambda x: edges if x.shape and x.shape[0] == graph.n_edges else rep, graph)
+
+
+def step_graph(mesh, graph, lib, shard_edges: bool = False):
+  """(the graph a training step on `mesh` reads, its shardings). With a "model" axis of more
+  than one device, a model family that declares HEAD_BLOCKS (its node table is row-sharded)
+  gets the edges cut at the table's shard boundaries (kgax/graph.py `partition_by_head`), so
+  each device aggregates the edges of its own rows; otherwise `graph_shardings`."""
+  if mesh.shape["model"] > 1 and getattr(lib, "HEAD_BLOCKS", False):
+    graph = graph_lib.partition_by_head(graph, mesh, "model")
+  return graph, graph_shardings(mesh, graph, shard_edges)
 
 
 def place(tree, shardings):
@@ -193,5 +210,5 @@ def peak_memory() -> int | None:
 
 
 __all__ = ["AXES", "mesh_shape", "make_mesh", "replicated", "batch_sharded", "all_devices",
-           "global_array", "graph_shardings", "place", "Layout", "bytes_per_device",
+           "global_array", "graph_shardings", "step_graph", "place", "Layout", "bytes_per_device",
            "peak_memory"]

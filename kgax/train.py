@@ -245,12 +245,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict | dict, workdir, *,
   exp = experiment.build(config, opts)   # data errors stop here, before the workdir is written
   source = pretrained_source(exp, wd)     # and so do a wrong start.pretrained's
   try:                                    # and edges that the devices cannot split
-    sharding.graph_shardings(mesh, exp.graph, opts.train.shard_edges)
+    graph, graph_sh = sharding.step_graph(mesh, exp.graph, exp.lib, opts.train.shard_edges)
   except ValueError as e:
     raise options.ConfigError(str(e)) from None
   with wd.lock(jax.process_index()):
     _check_workdir(wd, config_dict)   # again, now that no other writer can change it
-    return _train(exp, wd, mesh, t_start, stop_after_epochs, source, config_dict)
+    return _train(exp, wd, mesh, t_start, stop_after_epochs, source, config_dict,
+                  sharding.place(graph, graph_sh), graph_sh)
 
 
 def start_devices(t: options.TrainOptions) -> jax.sharding.Mesh:
@@ -304,10 +305,8 @@ class _Stderr:
 
 def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
            stop_after_epochs: int | None, source: pretrained.Pretrained | None,
-           config_dict: dict) -> dict[str, Any]:
+           config_dict: dict, graph, graph_sh) -> dict[str, Any]:
   opts = exp.opts
-  graph_sh = sharding.graph_shardings(mesh, exp.graph, opts.train.shard_edges)
-  graph = sharding.place(exp.graph, graph_sh)
   sample = pipeline.make_sampler(opts, exp.ds, exp.split, exp.graph)
   tx_cf, tx_kg = experiment.make_optimizers(opts, sample.steps)
   state = exp.init_state(tx_cf, tx_kg)
@@ -315,7 +314,7 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
   target = layout.abstract(state)   # the placed state's shapes and shardings
   cf_fn, kg_fn = make_step_fns(opts, mesh, sample.steps, layout=layout, state=target,
                                graph_sharding=graph_sh)
-  evaluate_fn = exp.evaluate_fn(trim=layout.trim)
+  evaluate_fn = exp.evaluate_fn(trim=layout.trim, graph=graph)
   # Validation runs often and selects on a ranking metric: it skips AUC, as do the test rows
   # that log_test adds for curves.
   valid_eval = exp.evaluator("valid", experiment.evaluate.RANKING_METRICS, mesh)

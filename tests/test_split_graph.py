@@ -152,3 +152,37 @@ def test_graph_projection_pairs():
     assert len(set(zip(pair_nodes, pair_rel))) == len(pair_nodes)   # pairs are distinct
     keys = list(zip(pair_rel, pair_nodes))
     assert keys == sorted(keys)                                      # by relation, then node
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3, 4])
+def test_partition_by_head(n_blocks):
+  """The edges cut at a sharded node table's row boundaries: block b holds exactly the real edges
+  whose head is one of its rows, in the graph's order, then padding edges (weight 0) whose head
+  lies past the block; pair indices, relation and tail orders follow the edges."""
+  import types
+  from kgax.graph import partition_by_head, real_edges
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=64))
+  mesh = types.SimpleNamespace(shape={"model": n_blocks})
+  p = partition_by_head(g, mesh, multiple=8)
+  rows = -(-g.n_nodes // n_blocks)
+  assert p.blocks.rows == rows and p.blocks.n == n_blocks and p.n_edges % n_blocks == 0
+  size = p.n_edges // n_blocks
+  h, r, t, w = (np.asarray(a) for a in (p.heads, p.relations, p.tails, p.weights))
+  H, R, T = real_edges(g)
+  pair_nodes, pair = np.asarray(g.head_pair_nodes), np.asarray(p.head_pair_index)
+  got = []
+  for b in range(n_blocks):
+    blk = slice(b * size, (b + 1) * size)
+    real = w[blk] > 0
+    assert np.all(real[:real.sum()]) and not np.any(real[real.sum():])   # padding at the end
+    assert np.all((h[blk][real] >= b * rows) & (h[blk][real] < (b + 1) * rows))
+    assert np.all(h[blk][~real] == (b + 1) * rows)   # out of the block: every reduction drops it
+    np.testing.assert_array_equal(pair_nodes[pair[blk][real]], h[blk][real])
+    got += list(zip(h[blk][real], r[blk][real], t[blk][real]))
+  assert got == list(zip(H, R, T))   # the same edges in the same order
+  np.testing.assert_array_equal(np.sort(np.asarray(p.tail_order)), np.arange(p.n_edges))
+  assert np.all(np.diff(t[np.asarray(p.tail_order)]) >= 0)
+  assert sum(p.relation_sizes) == p.n_edges and np.all(np.diff(r[np.asarray(p.relation_order)]) >= 0)
+  with pytest.raises(ValueError, match="head blocks"):
+    real_edges(p)

@@ -12,7 +12,10 @@ and compiles the CF step of the config's model, as `kgax train` jits it
   tables       mesh (1, N): node table and Adam moments row-sharded over N devices (train.mesh);
                edge arrays replicated: what kgax trains with today
   tables+edges mesh (1, N) and train.shard_edges: the edge arrays also split over the N
-               devices (GSPMD places the gathers and segment sums; the model code is unchanged)
+               devices evenly (GSPMD places the gathers and segment sums)
+  head blocks  mesh (1, N), what `kgax train` does on a "model" axis: the edges cut at the node
+               table's shard boundaries (kgax/graph.py partition_by_head), each device summing
+               the edges of its own rows (blocks taken as equal: the best case)
 
 Per device it reports the bytes of the parameters, the optimizer state, the graph arrays and the
 batch (from the shardings) and XLA's temporaries and peak (its memory analysis of the compiled
@@ -33,7 +36,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HBM = {"H100 (80 GB)": 80e9, "TPU v5e (16 GB)": 16e9}
-LAYOUTS = ("replicated", "tables", "tables+edges")
+LAYOUTS = ("replicated", "tables", "tables+edges", "head blocks")
 
 
 def abstract_graph(n_nodes: int, n_edges: int, *, n_kg_relations: int, n_aux_relations: int,
@@ -68,6 +71,19 @@ def abstract_graph(n_nodes: int, n_edges: int, *, n_kg_relations: int, n_aux_rel
                n_aux_relations=n_aux_relations, n_real_edges=n_edges)
 
 
+def head_blocks(graph, mesh):
+  """The abstract `graph` cut into equal HeadBlocks over the mesh's "model" axis (each block
+  ceil(E / n) edges, padded to a multiple of 128)."""
+  import jax
+  from kgax.graph import HeadBlocks
+  n = mesh.shape["model"]
+  per_block = -(-graph.n_edges // (n * 128)) * 128
+  edge = lambda x: (jax.ShapeDtypeStruct((n * per_block,), x.dtype)
+                    if x.shape == (graph.n_edges,) else x)
+  return jax.tree.map(edge, graph).replace(
+      blocks=HeadBlocks(mesh, "model", -(-graph.n_nodes // n)))
+
+
 def plan_one(args) -> list[dict]:
   """Runs in a process with forced host devices: one record per graph and layout."""
   return [r for nodes, edges in args.graphs for r in _plan_graph(args, nodes, edges)]
@@ -99,9 +115,12 @@ def _plan_graph(args, nodes: float, edges: float) -> list[dict]:
     mesh = sharding.make_mesh(shape)
     layout = sharding.Layout.for_model(mesh, lib, params)
     target = layout.abstract(state)
-    g_sh = sharding.graph_shardings(mesh, graph, shard_edges=name == "tables+edges")
+    g = graph
+    if name == "head blocks":
+      g = head_blocks(graph, mesh)
+    g_sh = sharding.graph_shardings(mesh, g, shard_edges=name == "tables+edges")
     g = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
-                     graph, g_sh)
+                     g, g_sh)
     cf_fn, _ = train.make_step_fns(opts, mesh, layout=layout, state=target,
                                    graph_sharding=g_sh)
     data = sharding.batch_sharded(mesh, axis=1)

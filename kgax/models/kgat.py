@@ -25,6 +25,7 @@ _glorot = jax.nn.initializers.glorot_uniform()
 
 
 ROW_TABLES = ("node", "relation", "W_r")   # row-sharded along a mesh's "model" axis
+HEAD_BLOCKS = True   # on such a mesh, each device aggregates the edges of its own node rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,17 +87,14 @@ def _triple_logits(layer, params, graph: Graph, x0, x, m):
 def _triple_aggregate(pi, parts, graph: Graph, x):
   """e_agg(h) = sum_e pi_e (A e_h + B e_r + C e_t) (eq. 3)."""
   ah, ct, br = parts
-  n, r_all = graph.n_nodes, graph.n_relations
-  mass = ops.segment_sum(pi, graph.heads, n, indices_are_sorted=True)
-  per_rel = ops.segment_sum(pi, graph.heads * r_all + graph.relations, n * r_all,
-                            indices_are_sorted=True).reshape(n, r_all)
-  return (ah * mass[:, None] + per_rel @ br
-          + ops.weighted_spmm(pi, ct, graph.heads, graph.tails, graph.tail_order))
+  mass = graph.head_sum(pi)
+  per_rel = graph.head_sum(pi, graph.relations, graph.n_relations).reshape(graph.n_nodes, -1)
+  return ah * mass[:, None] + per_rel @ br + graph.head_spmm(pi, ct)
 
 
 def _tail_sum(pi, parts, graph: Graph, x):
   """e_agg(h) = sum_e pi_e e_t (KGAT's message)."""
-  return ops.weighted_spmm(pi, x, graph.heads, graph.tails, graph.tail_order)
+  return graph.head_spmm(pi, x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,8 +300,7 @@ def propagate(params: dict, graph: Graph, m: Options, *, rng: jax.Array | None =
     logit, parts = attention.logits(layer, params, graph, x0, x, m)
     if uniform is not None:
       logit = jnp.where(uniform, 0.0, logit)
-    pi = ops.segment_softmax(logit, graph.heads, graph.n_nodes,
-                             indices_are_sorted=True) * weights   # eq. 6
+    pi = graph.head_softmax(logit) * weights   # eq. 6
     pis.append(pi)
     x = aggregator.apply(layer, m, x, attention.aggregate(pi, parts, graph, x))
     if rng is not None and m.message_dropout > 0:
