@@ -160,11 +160,12 @@ def point_name(point: dict) -> str:
   return ",".join(f"{k}={v}" for k, v in sorted(point.items())) or "default"
 
 
-def tune(config, points: list[dict], root, seed: int = 0) -> dict:
+def tune(config, points: list[dict], root, seed: int = 0, source: str = "") -> dict:
   """Trains `config` with `seed` at every point (a dict of --config.* overrides) in ROOT/<point>
   (finished points are skipped) and selects the best validation `train.select_metric`; test
   metrics are recorded beside it, never used. Writes ROOT/tune.json and ROOT/tune.md; returns
-  {"best": overrides, "best_name": point, "metric": ..., "points": [...]}."""
+  {"best": overrides, "best_name": point, "metric": ..., "points": [...]} (and "config":
+  `source`, the config file it came from, when given)."""
   root = pathlib.Path(root)
   jobs = []
   for point in points:
@@ -181,7 +182,7 @@ def tune(config, points: list[dict], root, seed: int = 0) -> dict:
           for point, job in zip(points, jobs)]
   best = max(rows, key=lambda r: r["valid"])
   out = {"seed": int(seed), "metric": metric, "best": best["overrides"],
-         "best_name": best["name"], "points": rows}
+         "best_name": best["name"], "points": rows, **({"config": source} if source else {})}
   test = lambda v: "-" if v is None else f"{v:.4f}"
   md = (f"Selected on validation {metric} (seed {seed})\n\n"
         f"| point | valid {metric} | test {metric} | best epoch | |\n|---|---|---|---|---|\n"

@@ -240,7 +240,8 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   valid = {p["overrides"]["optim.l2"]: p["valid"] for p in out["points"]}
   best_l2 = max(valid, key=valid.get)
   assert out["best"] == {"optim.l2": best_l2, "optim.lr": "1e-2"}
-  assert json.loads((root / "tune.json").read_text())["best"] == out["best"]
+  stored = json.loads((root / "tune.json").read_text())
+  assert stored["best"] == out["best"] and stored["config"].endswith("mf.py:dataset=synthetic-tiny")
   assert "**selected**" in (root / "tune.md").read_text()
   assert len(list(root.glob("*/results.json"))) == 2
   # a rerun trains nothing new; the study picks the selected fields up for mf only

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import pathlib
 import sys
 
@@ -48,9 +47,7 @@ def parse_grid(specs: list[str]) -> list[dict]:
 
 def tune(config_spec: str, grid: list[dict], root, seed: int = 0, overrides=None) -> dict:
   base = config_lib.apply_overrides(config_lib.load_file(config_spec), overrides or {})
-  out = study.tune(base, grid, root, seed)
-  out["config"] = config_spec
-  (pathlib.Path(root) / "tune.json").write_text(json.dumps(out, indent=2))
+  out = study.tune(base, grid, root, seed, source=config_spec)
   print(f"Tuning {config_spec}: " + (pathlib.Path(root) / "tune.md").read_text())
   return out
 
