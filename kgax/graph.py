@@ -129,8 +129,9 @@ class Graph:
   # Reductions over each head's edges: plain sorted segment ops, or with `blocks` one per device.
 
   def _per_block(self, fn, *edge_arrays):
-    """fn(local head ids [Eb], *blocks of edge_arrays) on each device's block -> its rows,
-    concatenated over the blocks and cut to the node count (a shard_map over `blocks.axis`)."""
+    """fn(local head ids [Eb], *blocks of edge_arrays) on each device's block (a shard_map over
+    `blocks.axis`), the outputs concatenated over the blocks. A padding edge's local id is the
+    block's row count, outside [0, rows): the segment ops drop it."""
     b = self.blocks
     def local(heads, *arrays):
       return fn(heads - jax.lax.axis_index(b.axis) * b.rows, *arrays)
