@@ -56,6 +56,32 @@ class HeadBlocks:
     return self.mesh.shape[self.axis]
 
 
+def per_block(fn, blocks: HeadBlocks, heads, *edge_arrays):
+  """fn(local head ids [Eb], *blocks of edge_arrays) on each device's block of edges (a
+  shard_map over `blocks.axis`; `heads` are global row ids, block b's in [b * rows, (b + 1) *
+  rows)), the outputs concatenated over the blocks. A padding edge's local id is the block's
+  row count, outside [0, rows): the segment ops drop it."""
+  def local(heads, *arrays):
+    return fn(heads - jax.lax.axis_index(blocks.axis) * blocks.rows, *arrays)
+  spec = P(blocks.axis)
+  return jax.shard_map(local, mesh=blocks.mesh, in_specs=(spec,) * (1 + len(edge_arrays)),
+                       out_specs=spec)(heads, *edge_arrays)
+
+
+def cut_blocks(heads: np.ndarray, n: int, rows: int, multiple: int = 128
+               ) -> tuple[np.ndarray, np.ndarray]:
+  """(index [M], padded heads [n * size]) for `heads` [M] sorted ascending: edge m goes to
+  position index[m] of n equal blocks, block b holding the heads of rows [b * rows, (b + 1) *
+  rows) in their order and then padding, whose head is (b + 1) * rows."""
+  block = heads // rows
+  counts = np.bincount(block, minlength=n)
+  size = _pad(int(counts.max()) if len(heads) else 0, multiple)
+  index = block * size + np.arange(len(heads)) - np.r_[0, np.cumsum(counts)][block]
+  padded = np.repeat((np.arange(n, dtype=np.int64) + 1) * rows, size)
+  padded[index] = heads
+  return index, padded
+
+
 @flax.struct.dataclass
 class Graph:
   """CKG arrays (a pytree: arrays are leaves, sizes are static)."""
@@ -129,15 +155,7 @@ class Graph:
   # Reductions over each head's edges: plain sorted segment ops, or with `blocks` one per device.
 
   def _per_block(self, fn, *edge_arrays):
-    """fn(local head ids [Eb], *blocks of edge_arrays) on each device's block (a shard_map over
-    `blocks.axis`), the outputs concatenated over the blocks. A padding edge's local id is the
-    block's row count, outside [0, rows): the segment ops drop it."""
-    b = self.blocks
-    def local(heads, *arrays):
-      return fn(heads - jax.lax.axis_index(b.axis) * b.rows, *arrays)
-    spec = P(b.axis)
-    return jax.shard_map(local, mesh=b.mesh, in_specs=(spec,) * (1 + len(edge_arrays)),
-                         out_specs=spec)(self.heads, *edge_arrays)
+    return per_block(fn, self.blocks, self.heads, *edge_arrays)
 
   def head_sum(self, data, sub=None, n_sub: int = 1):
     """out[h * n_sub + s] = sum of data[e] over the edges e of head h (and sub[e] == s):
@@ -272,14 +290,11 @@ def partition_by_head(graph: Graph, mesh, axis: str = "model", multiple: int = 1
   rows = -(-graph.n_nodes // n)
   h, r, t = real_edges(graph)
   pair = np.asarray(graph.head_pair_index)[:graph.n_real_edges]
-  block = h // rows
-  counts = np.bincount(block, minlength=n)
-  size = _pad(int(counts.max()), multiple)
-  index = block * size + np.arange(len(h)) - np.r_[0, np.cumsum(counts)][block]
-  heads = np.repeat((np.arange(n, dtype=np.int64) + 1) * rows, size)
-  rels, pairs = np.zeros(n * size, np.int64), np.zeros(n * size, np.int64)
-  tails, weights = np.full(n * size, graph.sink, np.int64), np.zeros(n * size, np.float32)
-  heads[index], rels[index], tails[index], pairs[index], weights[index] = h, r, t, pair, 1
+  index, heads = cut_blocks(h, n, rows, multiple)
+  size = len(heads)
+  rels, pairs = np.zeros(size, np.int64), np.zeros(size, np.int64)
+  tails, weights = np.full(size, graph.sink, np.int64), np.zeros(size, np.float32)
+  rels[index], tails[index], pairs[index], weights[index] = r, t, pair, 1
   i32 = lambda x: jnp.asarray(x, jnp.int32)
   return graph.replace(
       heads=i32(heads), relations=i32(rels), tails=i32(tails), weights=jnp.asarray(weights),

@@ -103,11 +103,15 @@ def graph_shardings(mesh, graph, shard_edges: bool = False):
 
 def step_graph(mesh, graph, lib, shard_edges: bool = False):
   """(the graph a training step on `mesh` reads, its shardings). With a "model" axis of more
-  than one device, a model family that declares HEAD_BLOCKS (its node table is row-sharded)
-  gets the edges cut at the table's shard boundaries (kgax/graph.py `partition_by_head`), so
-  each device aggregates the edges of its own rows; otherwise `graph_shardings`."""
-  if mesh.shape["model"] > 1 and getattr(lib, "HEAD_BLOCKS", False):
-    graph = graph_lib.partition_by_head(graph, mesh, "model")
+  than one device, a model family with a `partition_edges(graph, mesh, axis)` gets its edges
+  cut at its row tables' shard boundaries (KGAT: kgax/graph.py `partition_by_head`; LightGCN:
+  its interactions), so each device sums the edges of its own rows; otherwise
+  `graph_shardings`."""
+  partition = getattr(lib, "partition_edges", None)
+  if mesh.shape["model"] > 1 and partition is not None:
+    graph = partition(graph, mesh, "model")
+    if not isinstance(graph, graph_lib.Graph):   # every array an edge block
+      return graph, jax.tree.map(lambda _: NamedSharding(mesh, P("model")), graph)
   return graph, graph_shardings(mesh, graph, shard_edges)
 
 

@@ -18,14 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from kgax import ops
-from kgax.graph import Graph
+from kgax.graph import Graph, partition_by_head
 from kgax.options import fraction, non_negative, one_of, positive
 
 _glorot = jax.nn.initializers.glorot_uniform()
 
 
 ROW_TABLES = ("node", "relation", "W_r")   # row-sharded along a mesh's "model" axis
-HEAD_BLOCKS = True   # on such a mesh, each device aggregates the edges of its own node rows
+partition_edges = partition_by_head   # on such a mesh, each device sums its own rows' edges
 
 
 @dataclasses.dataclass(frozen=True)
