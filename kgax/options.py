@@ -139,11 +139,11 @@ class TrainOptions:
                                       # keep its start)
   keep_checkpoints: int = 2
   mesh: tuple[int, ...] = (-1, 1)     # devices along ("data", "model"); -1: all the others.
-                                      # "model" > 1 row-shards the node tables and cuts the
-                                      # KGAT family's edges at their shard boundaries
+                                      # "model" > 1 row-shards the node tables and cuts
+                                      # KGAT's and LightGCN's edges at their shard boundaries
   shard_edges: bool = False           # where edges are not cut by head (no "model" axis, or
-                                      # not the KGAT family): split them evenly over every
-                                      # device of the mesh instead of replicating them
+                                      # a model without partition_edges): split them evenly
+                                      # over every device of the mesh instead of replicating
   distributed: bool = False           # jax.distributed.initialize(): one process per host
   coordinator: str = ""               # host:port of process 0; "" with the two below: JAX's
   num_processes: int = 0              # own cluster detection (SLURM, TPU pods, MPI)

@@ -5,7 +5,7 @@ KGAT/KGAT-AX, the user and item tables of MF and LightGCN), and their optimizer 
 row-sharded along "model"; every other array is replicated. GSPMD (jit with these shardings)
 inserts the collectives, e.g. the gather of the tail rows an edge aggregation reads from other
 devices. A mesh of shape (n, 1) is plain data parallelism: nothing is padded or sharded by row. On a
-"model" axis, the KGAT family's edges are cut at the node table's shard boundaries
+"model" axis, the KGAT family's and LightGCN's edges are cut at their tables' shard boundaries
 (`step_graph`), so that each device aggregates the edges of its own rows.
 
 A sharded dimension must divide evenly, so `Layout` pads each table with zero rows to a multiple
