@@ -63,8 +63,8 @@ def _worker(model: str) -> dict:
     own_heads, edge_share = _own_rows(graph)
     state, cf_loss, kg_loss = train.train_epoch(state, batches, opts=opts, graph=graph,
                                                 cf_fn=cf_fn, kg_fn=kg_fn)
-    params = layout.trim(state.params)
-    metrics = exp.evaluate_fn()(params, valid)
+    # evaluated as training evaluates: placed parameters, the graph as the step reads it
+    metrics = exp.evaluate_fn(trim=layout.trim, graph=graph)(state.params, valid)
     chunk = pipeline.chunks(batches[0], opts.train.steps_per_call)[0]
     zeros = np.zeros((*chunk.shape[:2], 4), np.int32)
     compiled = cf_fn.lower(state.params, state.opt_cf, graph, chunk, zeros,
