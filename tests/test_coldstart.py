@@ -200,8 +200,8 @@ def test_auto_selects_the_rule_on_validation_and_evaluate_reuses_it(tmp_path, mo
 
   # a rule that validation prefers is the one that scores test
   plain = experiment.Experiment.evaluate_fn
-  def boosted(self, items=None, trim=None, cold_rule=None):
-    fn = plain(self, items, trim, cold_rule)
+  def boosted(self, items=None, trim=None, cold_rule=None, graph=None):
+    fn = plain(self, items, trim, cold_rule, graph)
     if (cold_rule if cold_rule is not None else self.cold_rule) != "kg_centered":
       return fn
     return lambda params, ev: {k: v + 1.0 for k, v in fn(params, ev).items()}
