@@ -154,31 +154,25 @@ class Graph:
 
   # Reductions over each head's edges: plain sorted segment ops, or with `blocks` one per device.
 
-  def _per_block(self, fn, *edge_arrays):
-    return per_block(fn, self.blocks, self.heads, *edge_arrays)
-
   def head_sum(self, data, sub=None, n_sub: int = 1):
     """out[h * n_sub + s] = sum of data[e] over the edges e of head h (and sub[e] == s):
     [E, ...] -> [N * n_sub, ...]."""
+    extra = () if sub is None else (sub,)
+    rows = self.n_nodes if self.blocks is None else self.blocks.rows
+    def local(heads, data, *sub):
+      ids = heads * n_sub + sub[0] if sub else heads
+      return ops.segment_sum(data, ids, rows * n_sub, indices_are_sorted=True)
     if self.blocks is None:
-      ids = self.heads if sub is None else self.heads * n_sub + sub
-      return ops.segment_sum(data, ids, self.n_nodes * n_sub, indices_are_sorted=True)
-    rows = self.blocks.rows * n_sub
-    if sub is None:
-      out = self._per_block(lambda h, d: ops.segment_sum(d, h, rows, indices_are_sorted=True),
-                            data)
-    else:
-      out = self._per_block(lambda h, d, s: ops.segment_sum(d, h * n_sub + s, rows,
-                                                            indices_are_sorted=True), data, sub)
-    return out[:self.n_nodes * n_sub]
+      return local(self.heads, data, *extra)
+    return per_block(local, self.blocks, self.heads, data, *extra)[:self.n_nodes * n_sub]
 
   def head_softmax(self, logits):
     """Softmax of the edge logits [E] over each head's edges (padding edges: 0)."""
     if self.blocks is None:
       return ops.segment_softmax(logits, self.heads, self.n_nodes, indices_are_sorted=True)
     rows = self.blocks.rows
-    return self._per_block(lambda h, x: ops.segment_softmax(x, h, rows, indices_are_sorted=True),
-                           logits)
+    return per_block(lambda h, x: ops.segment_softmax(x, h, rows, indices_are_sorted=True),
+                     self.blocks, self.heads, logits)
 
   def head_spmm(self, weights, x):
     """out[h] = sum over the edges e of head h of weights[e] * x[tails[e]]: [N, d]

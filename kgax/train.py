@@ -380,7 +380,8 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
     log.close()
   return finish_run(exp, wd, ckpt, state, evaluate_fn=evaluate_fn, valid_eval=valid_eval,
                     test_eval=test_eval, t_start=t_start, epoch_times=epoch_times,
-                    evaluate_rule=lambda rule: exp.evaluate_fn(trim=layout.trim, cold_rule=rule))
+                    evaluate_rule=lambda rule: exp.evaluate_fn(trim=layout.trim, cold_rule=rule,
+                                                                 graph=graph))
 
 
 def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpoints,
