@@ -249,3 +249,17 @@ def test_protocol_jobs_follow_the_recipe(tmp_path):
   scratch = study.protocol_jobs(["kgat_ax"], "ds", [0], tmp_path,
                                 recipe=str(RECIPES / "scratch.py"))
   assert [j.name for j in scratch] == ["kgat_ax-seed0"] and not scratch[0].config.start.pretrained
+
+
+def test_last_fm_s_lightgcn_start_cuts_only_the_epochs():
+  """Its LightGCN is last_fm_s.py's run to early stopping (G2's runs are reused), its KGAT
+  family the recommended config with 10 epochs validated every epoch."""
+  lgcn = recipe_config("last_fm_s_lightgcn_start", "lightgcn").to_dict()
+  ref = recipe_config("last_fm_s", "lightgcn")
+  ref.train.epochs = 300
+  assert lgcn == ref.to_dict()
+  k = recipe_config("last_fm_s_lightgcn_start", "kgat_ax")
+  rec = study.model_config("kgat_ax", "ds")
+  assert (k.train.epochs, k.train.eval_every, k.train.patience) == (10, 1, 3)
+  assert k.model.to_dict() == rec.model.to_dict() and k.start.to_dict() == rec.start.to_dict()
+  assert k.optim.to_dict() == rec.optim.to_dict()

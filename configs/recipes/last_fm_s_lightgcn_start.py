@@ -12,6 +12,8 @@ recommended 30 epochs do not fit three seeds. Test rows logged.
         --models lightgcn kgat_ax --out docs/results/table2-last-fm-s-lgcn-start
 
 (its LightGCN runs are G2's: link runs/lfm-uncapped/lightgcn-seedS into the root first.)
+
+Measured: see docs/results.md, last-fm-s.
 """
 
 from kgax.config import sibling
