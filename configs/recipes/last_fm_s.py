@@ -1,6 +1,6 @@
 """The pretrained protocol (pretrained_mf.py) cut to what 2 CPU cores afford on last-fm-s.
 
-last-fm-s has 1.29M interactions; a KGAT epoch at batch 4096 is about 2 minutes. BPR-MF for at
+last-fm-s has 337,178 training pairs; a KGAT epoch at batch 4096 is about 2 minutes. BPR-MF for at
 most 100 epochs (validation every 5, patience 3), then the KGAT family from it for at most 3
 epochs at lr 1e-4 (TransR too), batch 4096, validation every epoch, patience 1; the
 triple-attention variants start neutral (start.neutral=mean). FM, CKE and CFKG train from
