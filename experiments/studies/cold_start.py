@@ -198,7 +198,11 @@ def main(argv=None):
       for centered, rule in ((False, ""), (True, ", centered")):
         kinds[f"{model}, cold rows from the KG{rule}"] = (args.cold_norm, False, centered)
         kinds[f"{model}, cold rows from shuffled links{rule}"] = (args.cold_norm, True, centered)
-    per_seed = [bucket_recall(root / name, kinds) for name in study.of_model(results, model)]
+    names = study.of_model(results, model)
+    per_seed = []
+    for n, name in enumerate(names):   # a few minutes a run on a large dataset: say where it is
+      print(f"scoring {name} ({n + 1}/{len(names)}) {len(kinds)} ways", flush=True)
+      per_seed.append(bucket_recall(root / name, kinds))
     counts = per_seed[0][1]
     for label in kinds:
       buckets[label] = {b: study.mean_std([r[label][b] for r, _ in per_seed])
