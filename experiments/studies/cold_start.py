@@ -139,9 +139,8 @@ def plot(buckets: dict, counts: dict, path: pathlib.Path):
   ax.set_xlabel("training degree of the test item")
   ax.set_ylabel("test recall@20")
   ax.grid(alpha=0.3, axis="y")
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)   # outside the bars
+  fig.savefig(path, dpi=120, bbox_inches="tight")
   plt.close(fig)
 
 
