@@ -15,8 +15,9 @@ KGAT's message is e_t, with no weights to start at zero: it starts from LightGCN
 unscaled (at scale 4 its fine-tune collapses).
 
 Measured (3 seeds, test recall@20, docs/results.md): on ml-100k-kg KGAT-AX 0.3549 +- 0.0025,
-LightGCN 0.3547 +- 0.0044; on last-fm-s, cut to 10 epochs (configs/recipes/
-last_fm_s_lightgcn_start.py), KGAT-AX 0.2882 +- 0.0016, LightGCN 0.2754 +- 0.0012. The paper's layer and hyperparameters are
+LightGCN 0.3547 +- 0.0044; on last-fm-s, cut to 10 epochs
+(configs/recipes/last_fm_s_lightgcn_start.py), KGAT-AX 0.2882 +- 0.0016, LightGCN
+0.2754 +- 0.0012. The paper's layer and hyperparameters are
 configs/recipes/paper.py.
 """
 
