@@ -402,3 +402,22 @@ def test_controls_study_trains_each_control_and_reuses_the_source_run(tmp_path, 
   assert set(data["models"]["kgat"]) == {"full", "none", "shuffled", "no_aux"}
   rows = [l for l in (tmp_path / "controls.md").read_text().splitlines() if l.startswith("| kgat")]
   assert len(rows) == 4
+
+
+def test_controls_apply_tuned_fields_to_every_control_and_its_source(tmp_path):
+  """controls.py --tuned: each control of a model takes the model's selected fields (and the run
+  it starts from, its own), so "full" is the tuned study's run and the controls differ from it
+  in the data only."""
+  import controls
+  for model, lr in (("kgat_ax", "3e-3"), ("lightgcn", "2e-3")):
+    (tmp_path / "tune" / model).mkdir(parents=True)
+    (tmp_path / "tune" / model / "tune.json").write_text(json.dumps({"best": {"optim.lr": lr}}))
+  argv = one_seed(BASE) + ["--models", "kgat_ax", "--root", "r", "--out", "x",
+                           "--tuned", str(tmp_path / "tune"), "--controls", "none", "shuffled"]
+  args, ov = common.study_args("", argv, default_root="r",
+                               extra=lambda p: (p.add_argument("--models", nargs="+"),
+                                                p.add_argument("--controls", nargs="+")))
+  args.controls = ["full", *args.controls]
+  lr = {job.name: job.config.optim.lr for job in controls.jobs(args, ov)}
+  assert lr == {"lightgcn-seed0": 2e-3, "kgat_ax-seed0": 3e-3, "none-kgat_ax-seed0": 3e-3,
+                "shuffled-kgat_ax-seed0": 3e-3}

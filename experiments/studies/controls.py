@@ -5,7 +5,8 @@ relation, degrees kept) and no aux facts; same model, same recipe, same split.
     python experiments/studies/controls.py --dataset ../shared/data/bench/ml-100k-kg \
         --seeds 0 1 2 --root runs/controls-ml-100k-kg --out docs/results/controls-ml-100k-kg \
         [--models kgat_ax kgat kgin] [--controls full none shuffled no_aux] \
-        [--recipe configs/recipes/NAME.py] [--config.data.aux_from=../shared/data/raw/recbole-ml-100k]
+        [--recipe configs/recipes/NAME.py] [--tuned runs/tune] \
+        [--config.data.aux_from=../shared/data/raw/recbole-ml-100k]
 
 A model that starts from another (KGAT-AX and KGAT from LightGCN) starts, under every control,
 from that model's run on the full data: LightGCN and MF read no KG, so their runs are the same
@@ -33,6 +34,7 @@ def jobs(args, overrides) -> list[study.Job]:
   for control in args.controls:
     prefix = "" if control == "full" else f"{control}-"
     def configure(model, cfg, control=control):
+      config_lib.apply_overrides(cfg, common.tuned_overrides(args.tuned, model))
       config_lib.apply_overrides(cfg, CONTROLS[control])
       if cfg.start.pretrained:   # the source's run on the full data
         source = study.starts_from(model, recipe=args.recipe)
