@@ -421,3 +421,14 @@ def test_controls_apply_tuned_fields_to_every_control_and_its_source(tmp_path):
   lr = {job.name: job.config.optim.lr for job in controls.jobs(args, ov)}
   assert lr == {"lightgcn-seed0": 2e-3, "kgat_ax-seed0": 3e-3, "none-kgat_ax-seed0": 3e-3,
                 "shuffled-kgat_ax-seed0": 3e-3}
+
+
+def test_controls_refuse_a_model_that_needs_a_kg_without_one_before_training(tmp_path, capsys):
+  """KGIN's intents combine KG relations: its "none" control is refused with one line, and
+  nothing is trained or written."""
+  import controls
+  argv = one_seed(BASE) + ["--models", "kgin", "--root", str(tmp_path / "runs"),
+                           "--out", str(tmp_path / "controls"), "--controls", "none"]
+  with pytest.raises(SystemExit, match="none-kgin-seed0 cannot train without a KG"):
+    controls.main(argv)
+  assert not (tmp_path / "runs").exists() and not (tmp_path / "controls.md").exists()

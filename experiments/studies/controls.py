@@ -18,7 +18,7 @@ is the KG's only when "full" is above "shuffled" and "none" beyond their spread.
 import pathlib
 
 import common
-from kgax import config as config_lib, study
+from kgax import config as config_lib, models, study
 
 CONTROLS = {   # name: data overrides
     "full": {},
@@ -58,7 +58,13 @@ def main(argv=None):
   args, overrides = common.study_args(__doc__, argv, default_root="runs/controls", extra=extra)
   if "full" not in args.controls:
     args.controls = ["full", *args.controls]
-  results = study.run_jobs(jobs(args, overrides), args.root)
+  todo = jobs(args, overrides)
+  for job in todo:   # before anything is trained
+    if job.config.data.kg == "none" and getattr(models.get(job.config.model.name), "NEEDS_KG",
+                                                False):
+      raise SystemExit(f"controls.py: {job.name} cannot train without a KG; leave 'none' out "
+                       "of --controls for this model")
+  results = study.run_jobs(todo, args.root)
   rows, data = [], {"dataset": args.dataset, "seeds": args.seeds, "recipe": args.recipe,
                     "models": {}}
   for model in args.models:

@@ -20,6 +20,8 @@ and, optionally,
                                                      (one row per node, user or item): on a mesh
                                                      with a "model" axis they are row-sharded
                                                      (kgax/sharding.py)
+    NEEDS_KG                                         True when the model cannot be built
+                                                     without KG triples (data.kg="none")
 """
 
 import importlib

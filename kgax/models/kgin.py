@@ -50,6 +50,7 @@ from kgax.graph import Graph
 from kgax.models import mf
 
 _glorot = jax.nn.initializers.glorot_uniform()
+NEEDS_KG = True   # intents are combinations of KG relations (eq. 2)
 INDEPENDENCE = ("distance", "cosine", "mutual_info")
 FORMULATIONS = ("paper", "code")
 L2_ON = ("layer0", "output")
