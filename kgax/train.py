@@ -384,6 +384,15 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
                                                                  graph=graph))
 
 
+def stop_reason(opts, epochs_run: int, bad_evals: int) -> dict[str, bool]:
+  """How a run ended. `capped`: it reached train.epochs under a constant rate without early
+  stopping, so more epochs might have helped; `schedule_ended`: it reached the end of a decaying
+  schedule (the rate there is final_lr_fraction * lr), which is the schedule's own stop."""
+  at_cap = epochs_run >= opts.train.epochs and bad_evals < opts.train.patience
+  constant = opts.optim.lr_schedule == "constant"
+  return {"capped": at_cap and constant, "schedule_ended": at_cap and not constant}
+
+
 def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpoints,
                state: TrainState, *, evaluate_fn, valid_eval, test_eval, t_start: float,
                epoch_times: list[float], evaluate_rule=None) -> dict[str, Any]:
@@ -417,8 +426,7 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
       "config": opts.name,
       "best_epoch": int(best.epoch),
       "epochs_run": int(state.epoch),
-      "capped": bool(int(state.epoch) >= opts.train.epochs
-                     and int(state.bad_evals) < opts.train.patience),
+      **stop_reason(opts, int(state.epoch), int(state.bad_evals)),
       "valid": valid,
       "test": evaluate_fn(best.params, test_eval),
       **cold,
@@ -435,5 +443,5 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
 
 
 __all__ = ["TrainingError", "train_and_evaluate", "config_difference", "pretrained_source",
-           "start_devices",
+           "start_devices", "stop_reason",
            "make_step_fns", "train_epoch", "finish_run"]

@@ -265,6 +265,20 @@ def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
     tune.parse_grid(["optim.l2=1e-2,,1e-3"])
 
 
+def test_table2_takes_kgin_on_request_only():
+  """KGIN is not in the paper's Table 2: --models may name it, the default set leaves it out."""
+  base = ["--dataset", "synthetic-small", "--out", "x"]
+  args, _ = common.study_args("", base, default_root="r",
+                              models=table2.MODELS + table2.EXTRA_MODELS,
+                              default_models=table2.MODELS)
+  assert args.models == list(table2.MODELS) and "kgin" not in args.models
+  args, _ = common.study_args("", base + ["--models", "kgin"], default_root="r",
+                              models=table2.MODELS + table2.EXTRA_MODELS,
+                              default_models=table2.MODELS)
+  assert args.models == ["kgin"]
+  assert common.jobs(args, {}, args.models)[0].name == "kgin-seed0"
+
+
 def test_recipe_starts_the_kgat_family_from_mf_each_seed_from_its_own(tmp_path):
   """configs/recipes/pretrained_mf.py: MF is trained first and each KGAT-family run starts from
   the MF run of its seed; Figure 3's curves continue MF's."""

@@ -382,14 +382,18 @@ def test_cosine_schedule_warms_up_and_decays():
 def test_cosine_schedule_reaches_the_training_loop(tmp_path):
   """Same seed and data, constant vs cosine learning rate: the losses part after the first step
   (both start at the same lr when there is no warm-up)."""
+  ended = {}
   def losses(workdir, **overrides):
-    train.train_and_evaluate(_test_config(**overrides), workdir)
+    results = train.train_and_evaluate(_test_config(**overrides), workdir)
+    ended[workdir.name] = (results["capped"], results["schedule_ended"])
     rows = [json.loads(line) for line in (workdir / "metrics.jsonl").open()]
     return [r["cf_loss"] for r in rows if "cf_loss" in r]
-  constant = losses(tmp_path / "constant")
-  cosine = losses(tmp_path / "cosine", **{"optim.lr_schedule": "cosine"})
+  constant = losses(tmp_path / "constant", **{"train.patience": 100})
+  cosine = losses(tmp_path / "cosine", **{"optim.lr_schedule": "cosine", "train.patience": 100})
   assert len(constant) == len(cosine) > 1
   assert cosine != constant
+  # Both ran to train.epochs: the constant rate was cut there, the cosine schedule ended there.
+  assert ended == {"constant": (True, False), "cosine": (False, True)}
 
 
 def test_workdir_of_an_older_version_is_refused_with_one_line(tmp_path):

@@ -27,9 +27,10 @@ COST_NOTE = ("valid recall@20 = mean over the seeds of the selected checkpoints'
 
 
 def study_args(description: str, argv=None, *, default_root: str, models=(), variants=(),
-               extra=None):
+               extra=None, default_models=None):
   """Common options of the study scripts (--models / --variants when `models` / `variants` are
-  given; `extra(parser)` adds a script's own); returns (args, config overrides)."""
+  given; --models defaults to `default_models` or all of `models`; `extra(parser)` adds a
+  script's own); returns (args, config overrides)."""
   overrides, rest = config_lib.split_overrides(list(sys.argv[1:] if argv is None else argv))
   p = argparse.ArgumentParser(description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +45,7 @@ def study_args(description: str, argv=None, *, default_root: str, models=(), var
                  help="folder of tune.py results, TUNED/<model>/tune.json: each model's selected "
                       "fields are applied on top of the --config.* overrides")
   if models:
-    p.add_argument("--models", nargs="+", choices=models, default=list(models),
+    p.add_argument("--models", nargs="+", choices=models, default=list(default_models or models),
                    help="a subset of the models")
   if extra is not None:
     extra(p)
