@@ -5,7 +5,10 @@
     events.out.tfevents.*  the same curves for TensorBoard (optional writer, tensorboardX)
     checkpoints/latest/  Orbax checkpoints of the whole training state (latest N)
     checkpoints/best/    the checkpoint with the best validation metric
-    results.json         validation and test metrics of the best checkpoint, timings
+    results.json         validation and test metrics of the best checkpoint (best_epoch),
+                         epochs_run, how the run stopped (capped: cut at train.epochs while
+                         still improving under a constant rate; schedule_ended: a decaying
+                         schedule reached its end; neither: early stopping), timings, the data
     .lock                held (flock) by the one process writing here
 
 Every file is replaced whole (written beside, then renamed), so a kill at any instant leaves
