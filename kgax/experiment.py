@@ -155,7 +155,7 @@ def build(config: ml_collections.ConfigDict | dict, opts: options.RunOptions | N
   if opts.eval.cold_items and not hasattr(opts.model_lib, "user_item_embeddings"):
     raise options.ConfigError(f"config.eval.cold_items={opts.eval.cold_items!r}: model "
                               f"{m.name!r} scores pairs without item embeddings to impute")
-  if m.use_kge and m.kg_triples == "kg" and not len(ds.kg):
-    raise options.ConfigError(f"config.model.name={m.name!r}: its KG loss trains on KG triples "
-                              f"and {ds.name} has none (data.kg={opts.data.kg!r})")
+  if opts.kg_need and not len(ds.kg):
+    raise options.ConfigError(f"config.model.name={m.name!r}: {opts.kg_need} and {ds.name} has "
+                              f"none (data.kg={opts.data.kg!r})")
   return Experiment(config, opts, ds, split, graph)

@@ -211,11 +211,25 @@ class RunOptions:
     if self.start.neutral:
       _check(hasattr(self.model_lib, "neutral_start"), "start.neutral", self.start.neutral,
              f"'' ({self.model.name} has no neutral start)")
+    if self.data.kg == "none" and self.kg_need:
+      raise ConfigError(f"config.data.kg='none': {self.kg_need}, so it cannot train without "
+                        "a KG")
 
   @property
   def model_lib(self):
     from kgax import models
     return models.get(self.model.name)
+
+  @property
+  def kg_need(self) -> str:
+    """Why the run cannot train without KG triples ('' when it can): its model is built from
+    them (models' NEEDS_KG) or its KG loss trains on them (use_kge with kg_triples="kg")."""
+    m = self.model
+    if getattr(self.model_lib, "NEEDS_KG", False):
+      return f"model {m.name!r} is built from KG relations"
+    if getattr(m, "use_kge", False) and getattr(m, "kg_triples", "") == "kg":
+      return f"model {m.name!r}'s KG loss trains on KG triples"
+    return ""
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)

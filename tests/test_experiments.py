@@ -446,3 +446,8 @@ def test_controls_refuse_a_model_that_needs_a_kg_without_one_before_training(tmp
   with pytest.raises(SystemExit, match="none-kgin-seed0 cannot train without a KG"):
     controls.main(argv)
   assert not (tmp_path / "runs").exists() and not (tmp_path / "controls.md").exists()
+  # A KG loss on KG triples (CFKG's TransE) needs them as much: refused before MF trains.
+  argv[argv.index("kgin")] = "cfkg"
+  with pytest.raises(SystemExit, match="none-cfkg-seed0 cannot train without a KG .*KG loss"):
+    controls.main(argv)
+  assert not (tmp_path / "runs").exists() and not (tmp_path / "controls.md").exists()

@@ -68,6 +68,22 @@ def test_bad_value_is_named(fields, start):
   assert _error(_config(**fields)).startswith(start)
 
 
+@pytest.mark.parametrize("model,why", [
+    ("cke", "model 'cke''s KG loss trains on KG triples"),
+    ("cfkg", "model 'cfkg''s KG loss trains on KG triples"),
+    ("kgin", "model 'kgin' is built from KG relations"),
+])
+def test_a_model_that_needs_kg_triples_refuses_data_kg_none(model, why):
+  assert _error(_config(model, data__kg="none")) == (
+      f"config.data.kg='none': {why}, so it cannot train without a KG")
+  assert options.parse(_config(model, data__kg="shuffled")).kg_need == why
+
+
+@pytest.mark.parametrize("model", ["mf", "fm", "kgcn", "lightgcn", "kgat"])
+def test_a_model_without_kg_triples_trains_on_data_kg_none(model):
+  assert options.parse(_config(model, data__kg="none")).kg_need == ""
+
+
 def test_select_metric_names_the_allowed_metrics_and_ks():
   message = _error(_config(train__select_metric="recall@7"))
   assert "K in eval.ks (20, 40, 60, 80, 100)" in message

@@ -12,13 +12,15 @@ A model that starts from another (KGAT-AX and KGAT from LightGCN) starts, under 
 from that model's run on the full data: LightGCN and MF read no KG, so their runs are the same
 under every control and are trained once. The table gives test recall@20 and ndcg@20 (mean ±
 std over seeds) per model and control, and each control's change against the full KG; a gain
-is the KG's only when "full" is above "shuffled" and "none" beyond their spread.
+is the KG's only when "full" is above "shuffled" and "none" beyond their spread. A model that
+cannot train without KG triples (CKE's and CFKG's KG losses, KGIN's intents) is refused "none"
+with one line before anything trains.
 """
 
 import pathlib
 
 import common
-from kgax import config as config_lib, models, study
+from kgax import config as config_lib, options, study
 
 CONTROLS = {   # name: data overrides
     "full": {},
@@ -60,10 +62,11 @@ def main(argv=None):
     args.controls = ["full", *args.controls]
   todo = jobs(args, overrides)
   for job in todo:   # before anything is trained
-    if job.config.data.kg == "none" and getattr(models.get(job.config.model.name), "NEEDS_KG",
-                                                False):
-      raise SystemExit(f"controls.py: {job.name} cannot train without a KG; leave 'none' out "
-                       "of --controls for this model")
+    need = options.parse(config_lib.apply_overrides(job.config.copy_and_resolve_references(),
+                                                    {"data.kg": "full"})).kg_need
+    if job.config.data.kg == "none" and need:
+      raise SystemExit(f"controls.py: {job.name} cannot train without a KG ({need}); leave "
+                       "'none' out of --controls for this model")
   results = study.run_jobs(todo, args.root)
   rows, data = [], {"dataset": args.dataset, "seeds": args.seeds, "recipe": args.recipe,
                     "models": {}}
