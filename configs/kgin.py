@@ -12,8 +12,9 @@ epochs. Evaluation is deterministic: no dropout, the whole KG.
 Measured on the ml-100k-kg benchmark split, seed 0 (2 CPU cores, 16 min): test recall@20
 0.3338, ndcg@20 0.3972 (best epoch 40), against RecBole 1.2.1's KGIN 0.3317 / 0.3964 on the same
 files (its best checkpoint scored on the full KG); seeds 0, 1, 2: 0.3353 +- 0.0028 /
-0.3978 +- 0.0032 (experiments/studies/table2.py --models kgin, docs/results.md row F). The paper's formulation with 3 hops and L2 on
-the layer-0 rows (the model's defaults) reached 0.3188 / 0.3766.
+0.3978 +- 0.0032 (experiments/studies/table2.py --models kgin, docs/results.md row F). The
+paper's formulation with 3 hops and L2 on the layer-0 rows (the model's defaults) reached
+0.3188 / 0.3766.
 """
 
 from kgax import options

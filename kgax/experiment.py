@@ -157,5 +157,5 @@ def build(config: ml_collections.ConfigDict | dict, opts: options.RunOptions | N
                               f"{m.name!r} scores pairs without item embeddings to impute")
   if opts.kg_need and not len(ds.kg):
     raise options.ConfigError(f"config.model.name={m.name!r}: {opts.kg_need} and {ds.name} has "
-                              f"none (data.kg={opts.data.kg!r})")
+                              "none")
   return Experiment(config, opts, ds, split, graph)

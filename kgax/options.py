@@ -226,9 +226,9 @@ class RunOptions:
     them (models' NEEDS_KG) or its KG loss trains on them (use_kge with kg_triples="kg")."""
     m = self.model
     if getattr(self.model_lib, "NEEDS_KG", False):
-      return f"model {m.name!r} is built from KG relations"
+      return f"{m.name} is built from KG relations"
     if getattr(m, "use_kge", False) and getattr(m, "kg_triples", "") == "kg":
-      return f"model {m.name!r}'s KG loss trains on KG triples"
+      return f"{m.name}'s KG loss trains on KG triples"
     return ""
 
   def to_dict(self) -> dict:

@@ -384,7 +384,7 @@ def _train(exp: experiment.Experiment, wd: Workdir, mesh, t_start: float,
                                                                  graph=graph))
 
 
-def stop_reason(opts, epochs_run: int, bad_evals: int) -> dict[str, bool]:
+def _stop_reason(opts, epochs_run: int, bad_evals: int) -> dict[str, bool]:
   """How a run ended. `capped`: it reached train.epochs under a constant rate without early
   stopping, so more epochs might have helped; `schedule_ended`: it reached the end of a decaying
   schedule (the rate there is final_lr_fraction * lr), which is the schedule's own stop."""
@@ -426,7 +426,7 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
       "config": opts.name,
       "best_epoch": int(best.epoch),
       "epochs_run": int(state.epoch),
-      **stop_reason(opts, int(state.epoch), int(state.bad_evals)),
+      **_stop_reason(opts, int(state.epoch), int(state.bad_evals)),
       "valid": valid,
       "test": evaluate_fn(best.params, test_eval),
       **cold,
@@ -443,5 +443,5 @@ def finish_run(exp: experiment.Experiment, wd: Workdir, ckpt: checkpoint.Checkpo
 
 
 __all__ = ["TrainingError", "train_and_evaluate", "config_difference", "pretrained_source",
-           "start_devices", "stop_reason",
+           "start_devices",
            "make_step_fns", "train_epoch", "finish_run"]

@@ -69,9 +69,9 @@ def test_bad_value_is_named(fields, start):
 
 
 @pytest.mark.parametrize("model,why", [
-    ("cke", "model 'cke''s KG loss trains on KG triples"),
-    ("cfkg", "model 'cfkg''s KG loss trains on KG triples"),
-    ("kgin", "model 'kgin' is built from KG relations"),
+    ("cke", "cke's KG loss trains on KG triples"),
+    ("cfkg", "cfkg's KG loss trains on KG triples"),
+    ("kgin", "kgin is built from KG relations"),
 ])
 def test_a_model_that_needs_kg_triples_refuses_data_kg_none(model, why):
   assert _error(_config(model, data__kg="none")) == (
