@@ -240,8 +240,9 @@ def of_model(results: dict, name: str) -> dict:
 
 
 def summarize(results: dict[str, dict], keys=("recall@20", "ndcg@20", "auc")) -> dict:
-  """mean ± std over runs of test metrics and of the selection metric; best epochs, wall times
-  and whether any run stopped at its epoch cap."""
+  """mean ± std over runs of test metrics and of the selection metric; best epochs, wall times,
+  whether any run stopped at its epoch cap, and each run's own test figures (`per_run`, so that
+  one seed rerun alone can be checked against a recorded study)."""
   out = {}
   for key in keys:
     vals = [r["test"][key] for r in results.values() if key in r["test"]]
@@ -253,6 +254,8 @@ def summarize(results: dict[str, dict], keys=("recall@20", "ndcg@20", "auc")) ->
   out["best_epochs"] = [r["best_epoch"] for r in results.values()]
   out["wall_seconds"] = [r["wall_seconds"] for r in results.values()]
   out["capped"] = any(r.get("capped", False) for r in results.values())
+  out["per_run"] = {name: {key: r["test"][key] for key in keys if key in r["test"]}
+                    for name, r in results.items()}
   return out
 
 

@@ -98,6 +98,8 @@ def test_table2_writes_consistent_table_and_restarts_without_training(study_root
                for p in results_json(tmp) if p.parent.name.startswith(f"{model}-seed")]
     assert float(valid) == pytest.approx(
         np.mean([r["valid"]["recall@20"] for r in runs_of]), abs=5e-5)
+    assert s["per_run"] == {f"{model}-seed{i}": {k: r["test"][k] for k in ("recall@20",
+                                                 "ndcg@20", "auc")} for i, r in enumerate(runs_of)}
     assert epochs == ", ".join(str(e) for e in s["best_epochs"])
     assert float(minutes) == pytest.approx(np.mean(s["wall_seconds"]) / 60, abs=0.051)
   assert f"Hardware: {data['hardware']}." in md and "CPU cores, jax " in data["hardware"]
