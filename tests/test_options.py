@@ -4,6 +4,7 @@ import dataclasses
 import pathlib
 
 import ml_collections
+import numpy as np
 import pytest
 
 from kgax import cli, models, options
@@ -77,6 +78,20 @@ def test_a_model_that_needs_kg_triples_refuses_data_kg_none(model, why):
   assert _error(_config(model, data__kg="none")) == (
       f"config.data.kg='none': {why}, so it cannot train without a KG")
   assert options.parse(_config(model, data__kg="shuffled")).kg_need == why
+
+
+def test_build_refuses_a_model_that_needs_kg_triples_on_a_dataset_without_any(tmp_path):
+  """A KGAT folder without kg_final.txt has an empty KG: CFKG is refused with one line naming
+  the dataset, before any training; MF builds."""
+  from kgax import experiment
+  from kgax.data.kgat import write_kgat
+  write_kgat(tmp_path / "nokg", np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 0], [2, 2]]),
+             np.array([[0, 2], [1, 0], [2, 1]]))
+  with pytest.raises(options.ConfigError) as info:
+    experiment.build(_config("cfkg", data__name=str(tmp_path / "nokg")))
+  assert str(info.value) == ("config.model.name='cfkg': cfkg's KG loss trains on KG triples and "
+                             "nokg has none")
+  assert experiment.build(_config("mf", data__name=str(tmp_path / "nokg"))).graph.n_items == 3
 
 
 @pytest.mark.parametrize("model", ["mf", "fm", "kgcn", "lightgcn", "kgat"])
