@@ -151,6 +151,27 @@ def test_attention_stats_ratio_averages_to_one_per_head(study_root):
   assert np.abs(ratios - 1).max() > 1e-3   # trained Xavier attention is not uniform
 
 
+def test_message_terms_add_up_to_the_models_first_layer_aggregate(study_root):
+  """The per-relation parts of message_terms sum to the triple attention's e_agg of every item
+  (layer 1), and an item's attention masses over its relations sum to 1."""
+  import message_terms
+  from kgax import inference
+  from kgax.models import kgat
+  _, tmp, _ = study_root
+  run = inference.Run.open(tmp / "runs" / "kgat_ax-seed0")
+  parts = message_terms.item_parts(run)
+  m, g, p = run.opts.model, run.graph, run.params
+  x = kgat.fuse(p, g, m, p["node"])
+  attention = kgat.ATTENTIONS["triple"]
+  logit, pieces = attention.logits(p["layers"][0], p, g, x, x, m)
+  want = attention.aggregate(g.head_softmax(logit) * g.weights, pieces, g, x)[:g.n_items]
+  got = sum(a + b + c for a, b, c in parts.values())
+  np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-5)
+  assert np.abs(got).max() > 1e-3 and len(parts) > 1
+  mass = message_terms.attention_mass(run)
+  np.testing.assert_allclose(sum(mass.values()), 1.0, rtol=1e-5)
+
+
 def test_cold_start_buckets_only_trains_nothing(study_root):
   argv, tmp, _ = study_root
   before = sorted(p.name for p in (tmp / "runs").iterdir())

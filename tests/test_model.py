@@ -113,10 +113,12 @@ def _reference(params, g, m, scale=None, masks=None):
     d_in = x.shape[1]
     msgs, logits = [], []
     for h, r, t in zip(H, R, T):
-      if m.attention == "triple":
+      if m.attention in ("triple", "triple_tail"):
         W1 = np.concatenate([layer["A"], layer["B"], layer["C"]], 0)   # [2 d_in + k, d_in]
         msg = np.concatenate([x[h], p["relation"][r], x[t]]) @ W1
         logit = _leaky(layer["w2"] @ msg, m.leaky_slope)
+        if m.attention == "triple_tail":   # the same weights, the tail's content as message
+          msg = x[t] @ layer["C"]
       elif m.attention == "kgat":
         W = p["W_r"][r]
         msg = x[t]
@@ -197,12 +199,14 @@ _SQUARE = dict(layers=(6, 6))   # the linear aggregator and the mean need layers
 @pytest.mark.parametrize("kw", [dict(aggregator="gcn"), dict(aggregator="graphsage"),
                                 dict(fusion="hadamard"), dict(fusion="concat"),
                                 dict(attention="mean"), dict(attention="kgat"),
-                                dict(normalize_layers=False),
+                                dict(attention="triple_tail"), dict(normalize_layers=False),
                                 dict(_SQUARE, aggregator="linear", normalize_layers=False),
                                 dict(_SQUARE, aggregator="linear", combine="mean",
                                      normalize_layers=False),
                                 dict(_SQUARE, aggregator="linear", combine="mean",
                                      normalize_layers=False, attention="kgat"),
+                                dict(_SQUARE, aggregator="linear", combine="mean",
+                                     normalize_layers=False, attention="triple_tail"),
                                 dict(_SQUARE, aggregator="gcn", combine="mean"),
                                 dict(leaky_slope=0.0)])
 def test_switches_match_reference(kw):
@@ -213,7 +217,7 @@ def test_switches_match_reference(kw):
 
 def test_every_table_entry_is_tested():
   """The tables of attentions, aggregators and fusions hold the choices checked above."""
-  assert set(model.ATTENTIONS) == {"triple", "kgat", "mean"}
+  assert set(model.ATTENTIONS) == {"triple", "triple_tail", "kgat", "mean"}
   assert set(model.AGGREGATORS) == {"bi", "gcn", "graphsage", "linear"}
   assert set(model.FUSIONS) == {"holographic", "hadamard", "concat", "none"}
 
@@ -305,12 +309,14 @@ def test_gradients_flow_through_attention():
   assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(grads))
 
 
-@pytest.mark.parametrize("fusion", ["holographic", "hadamard", "concat", "none"])
+@pytest.mark.parametrize("fusion,attention", [("holographic", "triple"), ("hadamard", "triple"),
+                                              ("concat", "triple"), ("none", "triple"),
+                                              ("holographic", "triple_tail")])
 @pytest.mark.parametrize("kind", ["mean", "zero"])
-def test_neutral_start_sets_the_identity_init_parameters(fusion, kind):
+def test_neutral_start_sets_the_identity_init_parameters(fusion, attention, kind):
   """neutral_start after init: W_f = 0 (concat: [I; 0]); every layer's A, B and w2 are 0 and C is
   the identity ("mean") or 0 ("zero"); every other parameter is init's, and `params` is kept."""
-  m = _opts(fusion=fusion)
+  m = _opts(fusion=fusion, attention=attention)
   g = _graph(m)
   params = model.init(jax.random.key(8), m, g)
   before = jax.tree.map(np.array, params)

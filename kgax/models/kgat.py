@@ -35,7 +35,8 @@ class Options:
   embed_dim: int = 64
   relation_dim: int = 64
   layers: tuple[int, ...] = (64, 32, 16)
-  attention: str = "triple"     # triple (KGAT-AX, eq. 4-6) | kgat (KGAT's) | mean (uniform)
+  attention: str = "triple"     # triple (KGAT-AX, eq. 3-6) | triple_tail (its weights, message
+                                # C e_t only) | kgat (KGAT's) | mean (uniform)
   aggregator: str = "bi"        # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   combine: str = "concat"       # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
   normalize_layers: bool = True  # L2-normalise each layer's output (KGAT)
@@ -92,6 +93,13 @@ def _triple_aggregate(pi, parts, graph: Graph, x):
   return ah * mass[:, None] + per_rel @ br + graph.head_spmm(pi, ct)
 
 
+def _triple_tail_aggregate(pi, parts, graph: Graph, x):
+  """e_agg(h) = sum_e pi_e C e_t: the triple attention's weights over the tails' content only
+  (docs/model.md §2.3): an edge cannot carry its head's own row (A e_h) or a per-relation
+  offset (B e_r), so a KG edge only helps through what its tail holds."""
+  return graph.head_spmm(pi, parts[1])
+
+
 def _tail_sum(pi, parts, graph: Graph, x):
   """e_agg(h) = sum_e pi_e e_t (KGAT's message)."""
   return graph.head_spmm(pi, x)
@@ -102,10 +110,12 @@ class Attention:
   init: Callable       # (keys, d_in, k) -> layer parameters
   logits: Callable     # (layer, params, graph, x0, x, m) -> (logits [E], parts)
   aggregate: Callable  # (pi [E], parts, graph, x) -> e_agg [N, d_in]
+  weighted: bool = False   # has W1 = [A | B | C] and w2, which config.start.neutral sets
 
 
 ATTENTIONS = {
-    "triple": Attention(_triple_init, _triple_logits, _triple_aggregate),
+    "triple": Attention(_triple_init, _triple_logits, _triple_aggregate, weighted=True),
+    "triple_tail": Attention(_triple_init, _triple_logits, _triple_tail_aggregate, weighted=True),
     "kgat": Attention(lambda keys, d_in, k: {},
                       lambda layer, params, graph, x0, x, m: (kgat_logits(params, graph, x0), None),
                       _tail_sum),
@@ -207,7 +217,7 @@ def neutral_start(params: dict, m: Options, kind: str) -> dict:
   params = dict(params)
   if "W_f" in params:
     params["W_f"] = neutral_fusion(params["W_f"], m)
-  if m.attention == "triple":
+  if ATTENTIONS[m.attention].weighted:
     params["layers"] = [dict(layer, **neutral_attention(layer, kind))
                         for layer in params["layers"]]
   return params
