@@ -475,3 +475,35 @@ def test_controls_refuse_a_model_that_needs_a_kg_without_one_before_training(tmp
   with pytest.raises(SystemExit, match="none-cfkg-seed0: config.data.kg='none': cfkg's KG loss"):
     controls.main(argv)
   assert not (tmp_path / "runs").exists() and not (tmp_path / "controls.md").exists()
+
+
+def test_kg_uptake_probe_commands_are_valid_configs(tmp_path):
+  """experiments/diagnostics/kg_uptake_probe.sh, run with a `kgax` that records its arguments:
+  every run it asks for parses to valid options, each fine-tune starts from the LightGCN run,
+  and each setting comes with the real and the shuffled KG."""
+  import os
+  import subprocess
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  log = tmp_path / "calls.jsonl"
+  fake = bin_dir / "kgax"
+  fake.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                  f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+  fake.chmod(0o755)
+  env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+  subprocess.run(["bash", str(REPO / "experiments" / "diagnostics" / "kg_uptake_probe.sh"),
+                  "synthetic-tiny", str(tmp_path / "r")], check=True, env=env, cwd=REPO)
+  from kgax import cli
+  runs = {}
+  for line in log.read_text().splitlines():
+    overrides, rest = config_lib.split_overrides(json.loads(line))
+    args = cli.build_parser().parse_args(rest)
+    opts = options.parse(config_lib.apply_overrides(config_lib.load_file(args.config), overrides))
+    runs[pathlib.Path(args.workdir).name] = opts
+  assert len(runs) == 15 and runs.pop("lightgcn-seed0").model.name == "lightgcn"
+  for name, opts in runs.items():
+    assert opts.data.kg == name.rpartition("-")[2]
+    assert opts.start.pretrained.endswith("lightgcn-seed0") != name.startswith("ckg-")
+  assert runs["triple_tail-shuffled"].model.attention == "triple_tail"
+  assert runs["kgat-full"].model.attention == "kgat" and runs["kg_lr1e-2-full"].optim.kg_lr == 1e-2
+  assert runs["ckg-full"].model.attention == "mean" and not runs["ckg-full"].model.use_kge

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Does KGAT-AX take up a dataset's KG under other fine-tune settings? Seed 0, one LightGCN start,
+# each setting with the real and the shuffled KG (data.kg=shuffled), then the same from scratch
+# with LightGCN's layer over the CKG. docs/results.md (ml-latest-small, "Why") reports the
+# table; about 1 h on 2 CPU cores. Finished runs are skipped (kgax train resumes a workdir).
+#
+#   bash experiments/diagnostics/kg_uptake_probe.sh [DATASET] [ROOT]
+#   python experiments/diagnostics/message_terms.py ROOT/default-full
+set -euo pipefail
+D=${1:-../shared/data/raw/ml-latest-small}
+R=${2:-runs/probe}
+
+kgax train --config "configs/lightgcn.py:dataset=$D" --workdir "$R/lightgcn-seed0"
+finetune() {   # NAME KG [--config.FIELD=VALUE ...]
+  local name=$1 kg=$2
+  shift 2
+  kgax train --config "configs/kgat_ax.py:dataset=$D$VARIANT" --workdir "$R/$name-$kg" \
+      --config.start.pretrained="$R/lightgcn-seed0" --config.data.kg="$kg" "$@"
+}
+VARIANT=""
+for kg in full shuffled; do
+  finetune default "$kg"
+  finetune lr3e-3 "$kg" --config.optim.lr=3e-3
+  finetune kg_lr1e-3 "$kg" --config.optim.kg_lr=1e-3
+  finetune neutral_mean "$kg" --config.start.neutral=mean
+  finetune triple_tail "$kg" --config.model.attention=triple_tail
+done
+finetune kg_lr1e-2 full --config.optim.kg_lr=1e-2
+VARIANT=",variant=kgat" finetune kgat full
+
+for kg in full shuffled; do   # from scratch: LightGCN's layer over the CKG, no TransR, no aux
+  kgax train --config "configs/kgat_ax.py:dataset=$D,variant=no_aux" --workdir "$R/ckg-$kg" \
+      --config.model.attention=mean --config.model.use_kge=False --config.start.scale=1.0 \
+      --config.start.neutral= --config.optim.lr=5e-3 --config.optim.lr_schedule=constant \
+      --config.train.batch_size=2048 --config.train.epochs=300 --config.train.eval_every=5 \
+      --config.train.patience=5 --config.data.kg="$kg"
+done
