@@ -13,48 +13,49 @@ but little e_t C gives the item a channel of its own, not what its tails hold: a
 
 import argparse
 
+import jax.numpy as jnp
 import numpy as np
 
 from kgax import inference
 from kgax.models import kgat
 
 
+def _item_edges(run: inference.Run):
+  """(relations [E], mask [E] of real edges whose head is an item) of the run's CKG."""
+  g = run.graph
+  heads, rels, w = (np.asarray(a) for a in (g.heads, g.relations, g.weights))
+  return rels, (heads < g.n_items) & (w > 0)
+
+
 def item_parts(run: inference.Run) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
   """{relation name: (own row, relation offset, tail content)}, each [n_items, d]: the first
-  layer's pi-weighted sums of e_h A, e_r B and e_t C over the item's edges of that relation."""
+  layer's pi-weighted sums of e_h A, e_r B and e_t C over the item's edges of that relation
+  (the three terms of the model's `_triple_aggregate`, one relation at a time)."""
   m, g, p = run.opts.model, run.graph, run.params
   if m.attention != "triple":
     raise SystemExit(f"{run.workdir}: model.attention={m.attention!r}; the parts are those of "
                      "the triple message")
-  heads, rels, tails, w = (np.asarray(a) for a in (g.heads, g.relations, g.tails, g.weights))
-  x = np.asarray(kgat.fuse(p, g, m, p["node"]), np.float64)
-  layer = {k: np.asarray(v, np.float64) for k, v in p["layers"][0].items()}
-  pi = np.asarray(run.attention[0], np.float64)
-  own, offset, content = x @ layer["A"], np.asarray(p["relation"]) @ layer["B"], x @ layer["C"]
+  layer, n = p["layers"][0], g.n_items
+  x = kgat.fuse(p, g, m, p["node"])
+  own, offset, content = x @ layer["A"], p["relation"] @ layer["B"], x @ layer["C"]
+  rels, items = _item_edges(run)
   parts = {}
-  for r in range(g.n_relations):
-    e = np.flatnonzero((rels == r) & (heads < g.n_items) & (w > 0))
-    if not len(e):
-      continue
-    sums = []
-    for rows in (own[heads[e]], np.broadcast_to(offset[r], (len(e), offset.shape[1])),
-                 content[tails[e]]):
-      out = np.zeros((g.n_items, rows.shape[1]))
-      np.add.at(out, heads[e], pi[e, None] * rows)
-      sums.append(out)
-    parts[run.relation_name(r)] = tuple(sums)
+  for r in np.unique(rels[items]):
+    pi = jnp.where(jnp.asarray(items & (rels == r)), run.attention[0], 0.0)
+    mass = g.head_sum(pi)[:n, None]
+    parts[run.relation_name(int(r))] = (np.asarray(own[:n] * mass),
+                                        np.asarray(mass * offset[r]),
+                                        np.asarray(g.head_spmm(pi, content)[:n]))
   return parts
 
 
 def attention_mass(run: inference.Run) -> dict[str, np.ndarray]:
   """{relation name: [L]}: the mean over items with edges of sum_t pi(h, r, t), per layer."""
-  g = run.graph
-  heads, rels, w = (np.asarray(a) for a in (g.heads, g.relations, g.weights))
+  rels, items = _item_edges(run)
   att = np.asarray(run.attention, np.float64)
-  items = (heads < g.n_items) & (w > 0)
-  n = len(np.unique(heads[items]))
-  return {run.relation_name(r): att[:, items & (rels == r)].sum(1) / n
-          for r in range(g.n_relations) if np.any(items & (rels == r))}
+  n = len(np.unique(np.asarray(run.graph.heads)[items]))
+  return {run.relation_name(int(r)): att[:, items & (rels == r)].sum(1) / n
+          for r in np.unique(rels[items])}
 
 
 def main(argv=None):
