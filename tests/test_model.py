@@ -238,6 +238,21 @@ def test_losses_against_reference():
     terms.append(np.log1p(np.exp(gp - gn)))
     regs.append(0.5 * sum(np.sum(v ** 2) for v in (e[h] @ W, rel, e[t] @ W, e[tn] @ W)))
   np.testing.assert_allclose(got, np.mean(terms) + 0.1 * np.mean(regs), rtol=1e-9)
+  # TransE (kge=transe): the same loss on the unprojected rows; W_r gets no gradient.
+  mt = dataclasses.replace(m, kge="transe", relation_dim=m.embed_dim)
+  pt = _init(3, mt, g)
+  got = float(model.kg_loss(pt, g, mt, jnp.asarray(kb), 0.1))
+  e, rels = np.asarray(pt["node"]), np.asarray(pt["relation"])
+  terms, regs = [], []
+  for h, r, t, tn in kb:
+    gp, gn = (np.sum((e[h] + rels[r] - e[v]) ** 2) for v in (t, tn))
+    terms.append(np.log1p(np.exp(gp - gn)))
+    regs.append(0.5 * sum(np.sum(v ** 2) for v in (e[h], rels[r], e[t], e[tn])))
+  np.testing.assert_allclose(got, np.mean(terms) + 0.1 * np.mean(regs), rtol=1e-9)
+  grads = jax.grad(model.kg_loss)(pt, g, mt, jnp.asarray(kb), 0.1)
+  assert not np.any(np.asarray(grads["W_r"])) and np.any(np.asarray(grads["node"]))
+  with pytest.raises(ValueError, match="relation_dim"):
+    dataclasses.replace(m, kge="transe", relation_dim=m.embed_dim + 1)
   # BPR on the concatenated representations (no dropout: the pass is deterministic).
   m = dataclasses.replace(m, message_dropout=0.0)
   z = _reference(params, g, m)

@@ -31,6 +31,7 @@ class Options:
   relation_dim: int = 64
   use_kge = True        # TransR in the KG phase of every epoch (not fields)
   kg_triples = "kg"     # KG relations and inverses only, negatives among entities
+  kge = "transr"        # kgat.kg_loss's projection
   aux_edges = False
 
   def __post_init__(self):

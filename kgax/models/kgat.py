@@ -42,7 +42,9 @@ class Options:
   normalize_layers: bool = True  # L2-normalise each layer's output (KGAT)
   fusion: str = "holographic"   # holographic (§2.2) | hadamard | concat | none
   aux_edges: bool = True        # aux facts as CKG edges (owner -> aux node)
-  use_kge: bool = True          # TransR phase (eq. 1-2)
+  use_kge: bool = True          # KG-embedding phase (eq. 1-2)
+  kge: str = "transr"           # transr (eq. 1-2) | transe (W_r = identity: the triples bind
+                                # the node rows themselves; relation_dim = embed_dim)
   attend_users: bool = True     # False: uniform weights on users' edges (no_att_eu)
   attend_items: bool = True     # False: uniform weights on items' edges (no_att_ei)
   message_dropout: float = 0.1
@@ -56,6 +58,10 @@ class Options:
                          ("fusion", FUSIONS)):
       one_of("model", self, field, tuple(table))
     one_of("model", self, "combine", ("concat", "mean"))
+    one_of("model", self, "kge", tuple(KG_EMBEDDINGS))
+    if self.kge == "transe" and self.relation_dim != self.embed_dim:
+      raise ValueError(f"config.model.relation_dim={self.relation_dim}: kge=transe needs it "
+                       f"equal to embed_dim={self.embed_dim}")
     positive("model", self, "embed_dim", "relation_dim")
     if not self.layers or any(s <= 0 for s in self.layers):
       raise ValueError(f"config.model.layers={self.layers!r}: expected positive layer sizes")
@@ -348,12 +354,21 @@ def fusion_sq_distance(w_f: jax.Array, m: Options) -> jax.Array:
   return jnp.sum((w_f - neutral_fusion(w_f, m)) ** 2)
 
 
+# KG embeddings (docs/model.md §2.1): a node row [B, d] in relation r's space, given W_r [B, d, k].
+KG_EMBEDDINGS = {
+    "transr": lambda e, w: jnp.einsum("bd,bdk->bk", e, w),   # W_r e (eq. 1)
+    "transe": lambda e, w: e,   # the row itself: the triples act in the space the CF score uses
+}
+
+
 def kg_loss(params, graph: Graph, m: Options, batch: jax.Array, l2: float) -> jax.Array:
-  """TransR loss (eq. 1-2) on a batch [B, 4] of (h, r, t, t') node/relation ids."""
+  """TransR loss (eq. 1-2; TransE with m.kge == "transe") on a batch [B, 4] of (h, r, t, t')
+  node/relation ids."""
   h, r, t, tn = (batch[:, c] for c in range(4))
   e, w = params["node"], params["W_r"][r]
   rel = params["relation"][r]
-  proj = lambda v: jnp.einsum("bd,bdk->bk", e[v], w)
+  project = KG_EMBEDDINGS[m.kge]
+  proj = lambda v: project(e[v], w)
   ph, pt, pn = proj(h), proj(t), proj(tn)
   g_pos = jnp.sum((ph + rel - pt) ** 2, -1)
   g_neg = jnp.sum((ph + rel - pn) ** 2, -1)
