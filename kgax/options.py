@@ -221,13 +221,24 @@ class RunOptions:
     return models.get(self.model.name)
 
   @property
+  def kg_phase(self) -> bool:
+    """Whether training has a KG-loss phase (or, joint, a KG term in each CF step): the model
+    trains a KG loss (use_kge) on triples the run keeps. A loss on KG triples alone
+    (kg_triples="kg": CKE, CFKG) has none under the no-KG control data.kg='none', so the model
+    trains on the interactions alone (CFKG: TransE on the interact relation; CKE: BPR-MF with
+    a second, untied item row)."""
+    m = self.model
+    return bool(getattr(m, "use_kge", False)) and not (
+        self.data.kg == "none" and getattr(m, "kg_triples", "") == "kg")
+
+  @property
   def kg_need(self) -> str:
     """Why the run cannot train without KG triples ('' when it can): its model is built from
-    them (models' NEEDS_KG) or its KG loss trains on them (use_kge with kg_triples="kg")."""
+    them (models' NEEDS_KG) or its KG phase trains on them (kg_triples="kg")."""
     m = self.model
     if getattr(self.model_lib, "NEEDS_KG", False):
       return f"{m.name} is built from KG relations"
-    if getattr(m, "use_kge", False) and getattr(m, "kg_triples", "") == "kg":
+    if self.kg_phase and getattr(m, "kg_triples", "") == "kg":
       return f"{m.name}'s KG loss trains on KG triples"
     return ""
 

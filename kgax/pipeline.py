@@ -26,7 +26,7 @@ def make_sampler(opts: RunOptions, ds: Dataset, split: Split, graph: Graph):
   heads, rels, tails = real_edges(graph)
   n_neg = graph.n_nodes - 1   # KG negatives t' are drawn from [0, n_neg)
   m, t = opts.model, opts.train
-  if m.use_kge and m.kg_triples == "kg":   # KG relations and inverses; entity negatives
+  if opts.kg_phase and m.kg_triples == "kg":   # KG relations and inverses; entity negatives
     keep = graph.is_kg_relation(rels)
     heads, rels, tails, n_neg = heads[keep], rels[keep], tails[keep], graph.n_entities
   known_kg = sampling.PairSet(heads.astype(np.int64) * graph.n_relations + rels, tails,
@@ -37,7 +37,7 @@ def make_sampler(opts: RunOptions, ds: Dataset, split: Split, graph: Graph):
   def sample(epoch):
     rng = np.random.default_rng([opts.seed, epoch])
     cf = sampling.cf_epoch(rng, train, ds.n_items, t.batch_size, known_cf, candidates)
-    if not m.use_kge:
+    if not opts.kg_phase:
       return cf, None
     kg = sampling.kg_epoch(rng, heads, rels, tails, n_neg, graph.n_relations,
                            t.kg_batch_size, known_kg)

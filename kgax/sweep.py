@@ -229,7 +229,7 @@ def make_step_fns(opts: options.RunOptions, steps_per_epoch: tuple[int, int] = (
   w: `lax.map` over vmaps of w runs.
   """
   m, o, lib = opts.model, opts.optim, opts.model_lib
-  joint = o.schedule == "joint" and m.use_kge
+  joint = o.schedule == "joint" and opts.kg_phase
   per_run_lr = o.lr_schedule == "constant"
   if per_run_lr:
     tx_cf = tx_kg = optax.adam(1.0)
@@ -408,7 +408,7 @@ def _train_group(runs: list[Run], wds: list[Workdir], width: int | None,
   states = [s.replace(params=None, opt_cf=None, opt_kg=None) for s in states]   # stacked now
   base_keys = jnp.stack([jax.random.key(r.opts.seed) for r in runs])
   m, spc = first.opts.model, first.opts.train.steps_per_call
-  joint = m.use_kge and first.opts.optim.schedule == "joint"
+  joint = first.opts.kg_phase and first.opts.optim.schedule == "joint"
 
   def sample(e: int):
     """The chunked batches of epoch `e` for the seeds of the runs still training."""
@@ -444,7 +444,7 @@ def _train_group(runs: list[Run], wds: list[Workdir], width: int | None,
       mask = jnp.asarray(active)
       keys = _fold(base_keys, e)
       cf_chunks = stacked(by_seed, 0)
-      kg_chunks = stacked(by_seed, 1) if m.use_kge else None
+      kg_chunks = stacked(by_seed, 1) if first.opts.kg_phase else None
       kg_for_cf = kg_chunks if joint else np.zeros((*cf_chunks.shape[:4], 4), np.int32)
       losses = []
       for c in range(cf_chunks.shape[0]):
@@ -454,7 +454,7 @@ def _train_group(runs: list[Run], wds: list[Workdir], width: int | None,
       cf_losses = np.asarray(jnp.concatenate(losses, axis=1))   # [R, steps]
       _check(cf_losses, active, failed, runs, "CF", e)
       kg_losses = None
-      if m.use_kge and not joint:
+      if first.opts.kg_phase and not joint:
         mask = jnp.asarray([a and i not in failed for i, a in enumerate(active)])
         losses = []
         for chunk in kg_chunks:

@@ -46,7 +46,7 @@ def make_step_fns(opts: options.RunOptions, mesh, steps_per_epoch: tuple[int, in
   """
   m, o, lib = opts.model, opts.optim, opts.model_lib
   tx_cf, tx_kg = experiment.make_optimizers(opts, steps_per_epoch)
-  joint = o.schedule == "joint" and m.use_kge
+  joint = o.schedule == "joint" and opts.kg_phase
   trim = layout.trim if layout is not None else (lambda p: p)
 
   def cf_loss(params, graph, batch, rng, kg_batch):
@@ -105,7 +105,7 @@ def train_epoch(state: TrainState, batches, *, opts, graph, cf_fn, kg_fn) -> tup
   epoch, spc = int(state.epoch), opts.train.steps_per_call
   cf_batches, kg_batches = batches
   rng = jax.random.fold_in(jax.random.key(opts.seed), epoch)
-  joint = opts.model.use_kge and opts.optim.schedule == "joint"
+  joint = opts.kg_phase and opts.optim.schedule == "joint"
   params, opt_cf, opt_kg = state.params, state.opt_cf, state.opt_kg
   cf_chunks = pipeline.chunks(cf_batches, spc)
   kg_for_cf = (pipeline.chunks(kg_batches, spc) if joint
@@ -118,7 +118,7 @@ def train_epoch(state: TrainState, batches, *, opts, graph, cf_fn, kg_fn) -> tup
   cf_losses = np.asarray(jnp.concatenate(losses))   # one host sync per phase
   _check_finite(cf_losses, "CF", epoch)
   kg_loss = None
-  if opts.model.use_kge and not joint:
+  if opts.kg_phase and not joint:
     losses = []
     for chunk in pipeline.chunks(kg_batches, spc):
       params, opt_kg, loss = kg_fn(params, opt_kg, graph, chunk, chunk, rng)

@@ -470,11 +470,6 @@ def test_controls_refuse_a_model_that_needs_a_kg_without_one_before_training(tmp
                                        "from KG relations, so it cannot train without a KG"):
     controls.main(argv)
   assert not (tmp_path / "runs").exists() and not (tmp_path / "controls.md").exists()
-  # A KG loss on KG triples (CFKG's TransE) needs them as much: refused before MF trains.
-  argv[argv.index("kgin")] = "cfkg"
-  with pytest.raises(SystemExit, match="none-cfkg-seed0: config.data.kg='none': cfkg's KG loss"):
-    controls.main(argv)
-  assert not (tmp_path / "runs").exists() and not (tmp_path / "controls.md").exists()
 
 
 def test_kg_uptake_probe_commands_are_valid_configs(tmp_path):

@@ -69,15 +69,23 @@ def test_bad_value_is_named(fields, start):
   assert _error(_config(**fields)).startswith(start)
 
 
-@pytest.mark.parametrize("model,why", [
-    ("cke", "cke's KG loss trains on KG triples"),
-    ("cfkg", "cfkg's KG loss trains on KG triples"),
-    ("kgin", "kgin is built from KG relations"),
-])
-def test_a_model_that_needs_kg_triples_refuses_data_kg_none(model, why):
-  assert _error(_config(model, data__kg="none")) == (
-      f"config.data.kg='none': {why}, so it cannot train without a KG")
-  assert options.parse(_config(model, data__kg="shuffled")).kg_need == why
+def test_a_model_built_from_kg_relations_refuses_data_kg_none():
+  assert _error(_config("kgin", data__kg="none")) == (
+      "config.data.kg='none': kgin is built from KG relations, so it cannot train without a KG")
+  assert options.parse(_config("kgin", data__kg="shuffled")).kg_need == (
+      "kgin is built from KG relations")
+
+
+@pytest.mark.parametrize("model", ["cke", "cfkg"])
+def test_a_kg_loss_on_kg_triples_has_no_phase_under_data_kg_none(model):
+  """CKE's and CFKG's KG loss trains on KG triples only: with the KG shuffled it keeps its
+  phase (and needs the triples); under the no-KG control the model trains on interactions."""
+  shuffled = options.parse(_config(model, data__kg="shuffled"))
+  assert shuffled.kg_phase and shuffled.kg_need == f"{model}'s KG loss trains on KG triples"
+  none = options.parse(_config(model, data__kg="none"))
+  assert not none.kg_phase and none.kg_need == ""
+  kgat = options.parse(_config("kgat", data__kg="none"))   # TransR on interact and aux edges
+  assert kgat.kg_phase
 
 
 def test_build_refuses_a_model_that_needs_kg_triples_on_a_dataset_without_any(tmp_path):

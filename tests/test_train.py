@@ -315,6 +315,20 @@ def test_joint_schedule_trains_one_optimizer(tmp_path):
   assert not (tmp_path / "bad").exists()   # refused before anything is written
 
 
+def test_cfkg_without_a_kg_trains_transe_on_interactions_alone(tmp_path):
+  """The no-KG control of a model whose KG loss trains on KG triples (CFKG): no KG phase, and
+  no KG relation's row moves; only the interact relation's (relation 0) does."""
+  cfg = config_lib.load_file(str(REPO / "configs" / "test.py") + ":model=cfkg")
+  cfg = config_lib.apply_overrides(cfg, {"data.kg": "none", "train.epochs": "2"})
+  results = train.train_and_evaluate(cfg, tmp_path)
+  rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["kg_loss"] for r in rows if "cf_loss" in r] == [None, None]
+  assert np.isfinite(results["test"]["recall@20"])
+  rel = np.asarray(inference.Run.open(tmp_path, "latest").params["relation"])
+  first = np.asarray(experiment.build(cfg).init_params()["relation"])
+  assert not np.allclose(rel[0], first[0]) and np.array_equal(rel[1:], first[1:])
+
+
 @pytest.mark.parametrize("n,size,calls,length", [(18, 16, 2, 9), (70, 16, 5, 14), (16, 16, 1, 16),
                                                  (3, 16, 1, 3), (33, 16, 3, 11), (34, 16, 3, 12)])
 def test_chunks_pad_little_and_cover_every_step(n, size, calls, length):

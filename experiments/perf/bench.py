@@ -121,7 +121,7 @@ def _setup(cfg):
   exp = experiment.build(cfg)
   t_data = time.time() - t0
   opts = exp.opts
-  if not opts.model.use_kge:
+  if not opts.kg_phase:
     raise ValueError("bench times CF and KG steps: use a config that trains a KG loss "
                      "(config.model.use_kge=True)")
   mesh = sharding.make_mesh()

@@ -12,9 +12,10 @@ A model that starts from another (KGAT-AX and KGAT from LightGCN) starts, under 
 from that model's run on the full data: LightGCN and MF read no KG, so their runs are the same
 under every control and are trained once. The table gives test recall@20 and ndcg@20 (mean ±
 std over seeds) per model and control, and each control's change against the full KG; a gain
-is the KG's only when "full" is above "shuffled" and "none" beyond their spread. A model that
-cannot train without KG triples (CKE's and CFKG's KG losses, KGIN's intents) is refused "none",
-like any config that does not parse, with one line before anything trains.
+is the KG's only when "full" is above "shuffled" and "none" beyond their spread. Under "none"
+CKE and CFKG, whose KG loss trains on KG triples alone, train on the interactions alone (CFKG:
+TransE on the interact relation); KGIN, built from KG relations, is refused "none", like any
+config that does not parse, with one line before anything trains.
 """
 
 import pathlib
