@@ -495,13 +495,17 @@ def test_kg_uptake_probe_commands_are_valid_configs(tmp_path):
     args = cli.build_parser().parse_args(rest)
     opts = options.parse(config_lib.apply_overrides(config_lib.load_file(args.config), overrides))
     runs[pathlib.Path(args.workdir).name] = opts
-  assert len(runs) == 17 and runs.pop("lightgcn-seed0").model.name == "lightgcn"
+  assert len(runs) == 21 and runs.pop("lightgcn-seed0").model.name == "lightgcn"
   for name, opts in runs.items():
     kg = name.rpartition("-")[2]
     assert opts.data.kg == kg
-    start = {"ckg_long": "", "from_ckg_long": str(tmp_path / "r" / f"ckg_long-{kg}")}.get(
+    start = {"ckg_long": "", "joint_transe": "",
+             "from_ckg_long": str(tmp_path / "r" / f"ckg_long-{kg}")}.get(
         name.rpartition("-")[0], str(tmp_path / "r" / "lightgcn-seed0"))
     assert opts.start.pretrained == start
   assert runs["triple_tail-shuffled"].model.attention == "triple_tail"
   assert runs["kgat-full"].model.attention == "kgat" and runs["kg_lr1e-2-full"].optim.kg_lr == 1e-2
   assert runs["ckg_long-full"].model.attention == "mean" and not runs["ckg_long-full"].model.use_kge
+  joint = runs["joint_transe-shuffled"].model
+  assert joint.attention == "mean" and joint.use_kge and joint.kge == "transe"
+  assert runs["transe_kg_lr1e-3-full"].model.kge == "transe"
