@@ -233,7 +233,7 @@ def test_every_recipe_builds_every_model_and_documents_its_command(recipe):
   doc = config_lib.load_module(str(RECIPES / f"{recipe}.py")).__doc__
   assert f"configs/recipes/{recipe}.py" in doc
   assert re.search(r"docs/(notebook/)?results\.md", doc), "its measured result's page"
-  with pytest.raises(options.ConfigError, match="variant|model.name"):
+  with pytest.raises(options.ConfigError, match="variant=|model.name|argument model="):
     recipe_config(recipe, "nope")
 
 

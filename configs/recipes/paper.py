@@ -42,6 +42,9 @@ def recommended(model: str, dataset: str):
   """`model`'s own config file (configs/<model>.py): its recommended settings, which recipes
   reuse instead of restating them."""
   from kgax import study
+  if model not in study.MODELS:
+    raise options.ConfigError(f"config argument model={model!r}: expected one of "
+                              f"{sorted(study.MODELS)}")
   return study.model_config(model, dataset)
 
 
