@@ -495,12 +495,13 @@ def test_kg_uptake_probe_commands_are_valid_configs(tmp_path):
     args = cli.build_parser().parse_args(rest)
     opts = options.parse(config_lib.apply_overrides(config_lib.load_file(args.config), overrides))
     runs[pathlib.Path(args.workdir).name] = opts
-  assert len(runs) == 21 and runs.pop("lightgcn-seed0").model.name == "lightgcn"
+  assert len(runs) == 23 and runs.pop("lightgcn-seed0").model.name == "lightgcn"
   for name, opts in runs.items():
     kg = name.rpartition("-")[2]
     assert opts.data.kg == kg
     start = {"ckg_long": "", "joint_transe": "",
-             "from_ckg_long": str(tmp_path / "r" / f"ckg_long-{kg}")}.get(
+             "from_ckg_long": str(tmp_path / "r" / f"ckg_long-{kg}"),
+             "from_joint_transe": str(tmp_path / "r" / f"joint_transe-{kg}")}.get(
         name.rpartition("-")[0], str(tmp_path / "r" / "lightgcn-seed0"))
     assert opts.start.pretrained == start
   assert runs["triple_tail-shuffled"].model.attention == "triple_tail"
