@@ -1,8 +1,9 @@
 """The KGAT family trained from scratch as LightGCN's layer over the whole CKG, with TransE.
 
 configs/kgat_ax.py's layer (aggregator=linear, the mean of layers 0-3, unnormalised, no
-dropout) with uniform attention (model.attention=mean: every edge weighs LightGCN's
-1 / sqrt(deg h * deg t)), so users, items, KG entities and aux nodes are one LightGCN graph;
+dropout) with uniform attention (model.attention=mean: a node's next layer is the mean of its
+CKG neighbours', pi = 1 / deg h, not LightGCN's 1 / sqrt(deg h * deg t)), over users, items,
+KG entities and aux nodes alike;
 beside it, each epoch's KG phase trains TransE (model.kge=transe, docs/model.md §2.1) on every
 CKG edge, so that the triples bind the very rows the score reads, as in CFKG. From a random
 start (no pretrained run): lr 5e-3 constant (TransE 1e-3), batch 2048, at most 600 epochs,
