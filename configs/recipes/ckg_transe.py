@@ -15,9 +15,10 @@ their own configs (configs/<model>.py).
         --models no_aux --controls full shuffled \
         --out docs/results/controls-ml-latest-small-ckg-transe
 
-Measured (docs/kg-uptake.md, ml-latest-small, test recall@20 over 3 seeds): no_aux
-0.2285 +- 0.0026, with the KG shuffled 0.2276 +- 0.0034 (seed 0 without a KG: 0.2261): above
-LightGCN (0.2158 +- 0.0088) and level with CFKG (0.2308 +- 0.0036), but not through the KG.
+Measured (docs/results.md row U, docs/kg-uptake.md; ml-latest-small, test recall@20, 3
+seeds): no_aux 0.2285 +- 0.0026, with the KG shuffled 0.2276 +- 0.0034 (seed 0 without a KG:
+0.2261): above LightGCN (0.2158 +- 0.0088) and level with CFKG (0.2308 +- 0.0036), but not
+through the KG.
 """
 
 from kgax.config import sibling
