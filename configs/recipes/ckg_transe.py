@@ -16,8 +16,8 @@ their own configs (configs/<model>.py).
         --out docs/results/controls-ml-latest-small-ckg-transe
 
 Measured (docs/results.md row U, docs/kg-uptake.md; ml-latest-small, test recall@20, 3
-seeds): no_aux 0.2285 +- 0.0026, with the KG shuffled 0.2276 +- 0.0034 (seeds 0, 1 without a
-KG: 0.2269 +- 0.0011): above LightGCN (0.2158 +- 0.0088) and level with CFKG (0.2308 +- 0.0036), but not
+seeds): no_aux 0.2285 +- 0.0026, with the KG shuffled 0.2276 +- 0.0034, without a KG
+0.2254 +- 0.0026: above LightGCN (0.2158 +- 0.0088) and level with CFKG (0.2308 +- 0.0036), but not
 through the KG.
 """
 
