@@ -39,12 +39,8 @@ for kg in full shuffled; do   # from scratch: LightGCN's layer over the CKG, no 
       --config.train.patience=20 --config.data.kg="$kg"
 done
 for kg in full shuffled; do   # the same with TransE on every CKG edge (CFKG's KG loss) beside it
-  kgax train --config "configs/kgat_ax.py:dataset=$D,variant=no_aux" \
-      --workdir "$R/joint_transe-$kg" --config.model.attention=mean --config.model.kge=transe \
-      --config.start.scale=1.0 --config.start.neutral= --config.optim.lr=5e-3 \
-      --config.optim.kg_lr=1e-3 --config.optim.lr_schedule=constant \
-      --config.train.batch_size=2048 --config.train.epochs=600 --config.train.eval_every=5 \
-      --config.train.patience=20 --config.data.kg="$kg"
+  kgax train --config "configs/recipes/ckg_transe.py:model=no_aux,dataset=$D" \
+      --workdir "$R/joint_transe-$kg" --config.data.kg="$kg"
 done
 for kg in full shuffled; do   # KGAT-AX started from those runs (their output rows), not LightGCN's
   for start in ckg_long joint_transe; do

@@ -123,7 +123,7 @@ def _setup(cfg):
   opts = exp.opts
   if not opts.kg_phase:
     raise ValueError("bench times CF and KG steps: use a config that trains a KG loss "
-                     "(config.model.use_kge=True)")
+                     "(config.model.use_kge=True, with a KG: not data.kg='none')")
   mesh = sharding.make_mesh()
   sampler = pipeline.make_sampler(opts, exp.ds, exp.split, exp.graph)
   cf_fn, kg_fn = train.make_step_fns(opts, mesh, sampler.steps)
