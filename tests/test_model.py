@@ -123,6 +123,8 @@ def _reference(params, g, m, scale=None, masks=None):
         W = p["W_r"][r]
         msg = x[t]
         logit = (x0[t] @ W) @ np.tanh(x0[h] @ W + p["relation"][r])
+      elif m.attention == "relation_mean":   # 1 / (c(h, r) R_h) once softmaxed
+        msg, logit = x[t], -np.log(np.sum((H == h) & (R == r)))
       else:
         msg, logit = x[t], 0.0
       is_user = g.user_start <= h < g.user_start + g.n_users
@@ -199,6 +201,9 @@ _SQUARE = dict(layers=(6, 6))   # the linear aggregator and the mean need layers
 @pytest.mark.parametrize("kw", [dict(aggregator="gcn"), dict(aggregator="graphsage"),
                                 dict(fusion="hadamard"), dict(fusion="concat"),
                                 dict(attention="mean"), dict(attention="kgat"),
+                                dict(attention="relation_mean"),
+                                dict(_SQUARE, aggregator="linear", combine="mean",
+                                     normalize_layers=False, attention="relation_mean"),
                                 dict(attention="triple_tail"), dict(normalize_layers=False),
                                 dict(_SQUARE, aggregator="linear", normalize_layers=False),
                                 dict(_SQUARE, aggregator="linear", combine="mean",
@@ -217,7 +222,8 @@ def test_switches_match_reference(kw):
 
 def test_every_table_entry_is_tested():
   """The tables of attentions, aggregators and fusions hold the choices checked above."""
-  assert set(model.ATTENTIONS) == {"triple", "triple_tail", "kgat", "mean"}
+  assert set(model.ATTENTIONS) == {"triple", "triple_tail", "kgat", "mean",
+                                   "relation_mean"}
   assert set(model.AGGREGATORS) == {"bi", "gcn", "graphsage", "linear"}
   assert set(model.FUSIONS) == {"holographic", "hadamard", "concat", "none"}
 
@@ -477,3 +483,20 @@ def test_retired_fields_are_refused(field):
   c.model[field] = 1.0
   with pytest.raises(options.ConfigError, match=f"^config.model.{field}: no such field"):
     options.parse(c)
+
+
+def test_relation_mean_gives_each_relation_an_equal_share():
+  """relation_mean's weights, brute force per head: each of a head's relations carries 1 / R_h of
+  its message, split evenly among that relation's edges, whatever the edge counts."""
+  g = _graph()
+  pi = g.head_softmax(model.relation_mean_logits(g)) * g.weights
+  pi, real = np.asarray(pi), np.asarray(g.weights) > 0
+  H, R = np.asarray(g.heads), np.asarray(g.relations)
+  checked = 0
+  for h in np.unique(H[real]):
+    rels = np.unique(R[real & (H == h)])
+    for r in rels:
+      e = real & (H == h) & (R == r)
+      np.testing.assert_allclose(pi[e], 1.0 / (len(rels) * e.sum()), rtol=1e-6)
+      checked += len(rels) > 1 and e.sum() > 1
+  assert checked > 0   # some head mixes relations of different counts

@@ -36,7 +36,8 @@ class Options:
   relation_dim: int = 64
   layers: tuple[int, ...] = (64, 32, 16)
   attention: str = "triple"     # triple (KGAT-AX, eq. 3-6) | triple_tail (its weights, message
-                                # C e_t only) | kgat (KGAT's) | mean (uniform)
+                                # C e_t only) | kgat (KGAT's) | mean (uniform) | relation_mean
+                                # (uniform within each relation, then over the head's relations)
   aggregator: str = "bi"        # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   combine: str = "concat"       # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
   normalize_layers: bool = True  # L2-normalise each layer's output (KGAT)
@@ -111,6 +112,16 @@ def _tail_sum(pi, parts, graph: Graph, x):
   return graph.head_spmm(pi, x)
 
 
+def relation_mean_logits(graph: Graph, dtype=jnp.float32) -> jax.Array:
+  """-log c(h, r) per edge [E], c(h, r) the number of h's edges of relation r: their softmax over
+  a head's edges is pi = 1 / (c(h, r) * R_h), R_h the number of relations at h (docs/model.md
+  §2.3). Each relation gets the same share of a node's message whatever its count: an item's
+  genre and year edges weigh as much as all its users together."""
+  n_pairs = graph.head_pair_nodes.shape[0]
+  count = ops.segment_sum(graph.weights.astype(dtype), graph.head_pair_index, n_pairs)
+  return -jnp.log(jnp.maximum(count, 1.0))[graph.head_pair_index]
+
+
 @dataclasses.dataclass(frozen=True)
 class Attention:
   init: Callable       # (keys, d_in, k) -> layer parameters
@@ -129,6 +140,10 @@ ATTENTIONS = {
                       lambda layer, params, graph, x0, x, m: (jnp.zeros(graph.heads.shape,
                                                                         x.dtype), None),
                       _tail_sum),
+    "relation_mean": Attention(lambda keys, d_in, k: {},
+                               lambda layer, params, graph, x0, x, m: (
+                                   relation_mean_logits(graph, x.dtype), None),
+                               _tail_sum),
 }
 
 
