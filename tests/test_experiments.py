@@ -424,7 +424,7 @@ def test_controls_study_trains_each_control_and_reuses_the_source_run(tmp_path, 
   and the table has a row per control."""
   import controls
   argv = one_seed(BASE) + ["--models", "kgat", "--root", str(tmp_path / "runs"),
-                           "--out", str(tmp_path / "controls")]
+                           "--out", str(tmp_path / "controls"), "--buckets"]
   data = controls.main(argv)
   names = sorted(p.parent.name for p in results_json(tmp_path))
   assert names == ["kgat-seed0", "lightgcn-seed0", "no_aux-kgat-seed0", "none-kgat-seed0",
@@ -438,7 +438,42 @@ def test_controls_study_trains_each_control_and_reuses_the_source_run(tmp_path, 
   assert none["dataset"]["edges"] < full["dataset"]["edges"]
   assert set(data["models"]["kgat"]) == {"full", "none", "shuffled", "no_aux"}
   rows = [l for l in (tmp_path / "controls.md").read_text().splitlines() if l.startswith("| kgat")]
-  assert len(rows) == 4
+  assert len(rows) == 8   # the table, then the table by degree
+
+  # --buckets: each run's recall@20 per training-degree bucket, against a brute-force count
+  # from its top 20 (train and validation items excluded), and full - control per seed.
+  buckets = data["degree_buckets"]
+  runs = {c: tmp_path / "runs" / (("" if c == "full" else f"{c}-") + "kgat-seed0")
+          for c in ("full", "none", "shuffled", "no_aux")}
+  want = {c: _bucket_recall_brute_force(path) for c, path in runs.items()}
+  assert sum(buckets["test_pairs"].values()) == full["dataset"]["test"]
+  for control, per in buckets["models"]["kgat"].items():
+    for b in (*common.BUCKETS, "all"):
+      got = per["recall@20"][b][0]
+      assert (np.isnan(got) and np.isnan(want[control][b])) or \
+          got == pytest.approx(want[control][b], abs=1e-6), (control, b)
+      if control != "full" and not np.isnan(got):
+        assert per["full - control"][b][0] == pytest.approx(want["full"][b] - got, abs=1e-6)
+  assert {k for k, v in buckets["models"]["kgat"]["full"]["recall@20"].items()
+          if not np.isnan(v[0])} >= {"all"}
+  assert (tmp_path / "controls.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _bucket_recall_brute_force(workdir) -> dict[str, float]:
+  """Test recall@20 per training-degree bucket of a run, from its top-20 lists: per user with a
+  test pair in the bucket, the share of those pairs in its top 20, averaged over those users."""
+  from kgax import inference
+  run = inference.Run.open(workdir)
+  train, test = run.split.train, run.split.test
+  degree = np.bincount(train[:, 1], minlength=run.ds.n_items)
+  users = np.unique(test[:, 0])
+  top = dict(zip(users, run.recommend(users, 20)[0]))
+  out = {}
+  for b, (lo, hi) in {**common.BUCKETS, "all": (0, np.inf)}.items():
+    pairs = test[(degree[test[:, 1]] >= lo) & (degree[test[:, 1]] <= hi)]
+    per_user = [np.isin(pairs[pairs[:, 0] == u, 1], top[u]).mean() for u in np.unique(pairs[:, 0])]
+    out[b] = float(np.mean(per_user)) if per_user else float("nan")
+  return out
 
 
 def test_controls_apply_tuned_fields_to_every_control_and_its_source(tmp_path):

@@ -28,33 +28,15 @@ items are excluded from the ranking as usual. Writes OUT.md (two tables), OUT.js
 
 import pathlib
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-import common  # noqa: E402
+import common
 from kgax import coldstart, evaluate, experiment, inference, sampling, study  # noqa: E402
 from kgax.data import io, load, movielens  # noqa: E402
 
 MODELS = ("mf", "kgat", "kgat_ax")   # the default; any embedding model of --models below
 COLD = 0.1
-BUCKETS = {"0": (0, 0), "1-5": (1, 5), "6-20": (6, 20), ">20": (21, np.inf)}
-
-
-def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("recall",),
-               skip: np.ndarray | None = None) -> dict:
-  """Test recall@20 (and AUC if asked) against only the test pairs that `keep` selects (NaN when
-  none); pairs in `skip` are neither truth nor ranked."""
-  s = run.split
-  skip = np.zeros(len(s.test), bool) if skip is None else skip
-  if not (keep & ~skip).any():
-    return {"recall@20": float("nan"), "auc": float("nan")}
-  ev = evaluate.Evaluator(run.ds.n_users, run.ds.n_items, s.test[keep & ~skip],
-                          np.concatenate([s.train, s.valid, s.test[skip]]), ks=(20,),
-                          metrics=metrics, batch_size=run.opts.eval.batch_size)
-  return evaluate_fn(run.params, ev)
+BUCKETS, bucket_masks, metrics_on = common.BUCKETS, common.bucket_masks, common.metrics_on
 
 
 def tagged_test_pairs(run: inference.Run) -> np.ndarray:
@@ -73,12 +55,6 @@ def tagged_test_pairs(run: inference.Run) -> np.ndarray:
   known = (u >= 0) & (i >= 0)   # tags of users or movies without a rating: no pair
   tagged = sampling.PairSet(u[known], i[known], run.ds.n_items)
   return tagged.contains(run.split.test[:, 0], run.split.test[:, 1])
-
-
-def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
-  """Test pairs per bucket of their item's training degree."""
-  degree = np.bincount(run.split.train[:, 1], minlength=run.ds.n_items)[run.split.test[:, 1]]
-  return {b: (degree >= lo) & (degree <= hi) for b, (lo, hi) in BUCKETS.items()}
 
 
 def cold_item_metrics(workdir: pathlib.Path, untagged: bool = False) -> tuple[dict, dict]:
@@ -126,22 +102,6 @@ def bucket_recall(workdir: pathlib.Path, kinds: dict) -> tuple[dict, dict[str, i
                                    )["recall@20"]
     out[label]["valid"] = evaluate_fn(run.params, valid)["recall@20"]
   return out, {b: int(keep.sum()) for b, keep in masks.items()}
-
-
-def plot(buckets: dict, counts: dict, path: pathlib.Path):
-  fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  x, width = np.arange(len(BUCKETS)), 0.8 / len(buckets)
-  for n, (model, per) in enumerate(buckets.items()):
-    mean, std = zip(*(per[b] for b in BUCKETS))
-    ax.bar(x + (n - (len(buckets) - 1) / 2) * width, mean, width, yerr=std, capsize=2,
-           label=model)
-  ax.set_xticks(x, [f"{b}\n{counts[b]} pairs" for b in BUCKETS])
-  ax.set_xlabel("training degree of the test item")
-  ax.set_ylabel("test recall@20")
-  ax.grid(alpha=0.3, axis="y")
-  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)   # outside the bars
-  fig.savefig(path, dpi=120, bbox_inches="tight")
-  plt.close(fig)
 
 
 def main(argv=None):
@@ -240,7 +200,7 @@ def main(argv=None):
     data["degree_buckets"] = {"test_pairs": counts, "models": buckets}
   common.write_outputs(args.out, md, data)
   if not args.cold_only:
-    plot(buckets, counts, common.output_path(args.out, ".png"))
+    common.plot_buckets(buckets, counts, common.output_path(args.out, ".png"))
   return data
 
 

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from kgax import config as config_lib, study
+from kgax import config as config_lib, evaluate, inference, study
 
 COST_NOTE = ("valid recall@20 = mean over the seeds of the selected checkpoints' validation "
              "recall@20; best epochs per seed; minutes = mean wall time of one run (training "
@@ -109,3 +109,56 @@ def write_outputs(out: str | pathlib.Path, markdown: str, data: dict) -> None:
   output_path(out, ".md").write_text(markdown)
   output_path(out, ".json").write_text(json.dumps(data, indent=2))
   print(markdown)
+
+
+# Test pairs by their item's training degree (the "where" of a gain: new, rare, common items).
+BUCKETS = {"0": (0, 0), "1-5": (1, 5), "6-20": (6, 20), ">20": (21, np.inf)}
+
+
+def bucket_masks(run: inference.Run) -> dict[str, np.ndarray]:
+  """Test pairs per bucket of their item's training degree."""
+  degree = np.bincount(run.split.train[:, 1], minlength=run.ds.n_items)[run.split.test[:, 1]]
+  return {b: (degree >= lo) & (degree <= hi) for b, (lo, hi) in BUCKETS.items()}
+
+
+def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("recall",),
+               skip: np.ndarray | None = None) -> dict:
+  """Test recall@20 (and AUC if asked) against only the test pairs that `keep` selects (NaN when
+  none); pairs in `skip` are neither truth nor ranked."""
+  s = run.split
+  skip = np.zeros(len(s.test), bool) if skip is None else skip
+  if not (keep & ~skip).any():
+    return {"recall@20": float("nan"), "auc": float("nan")}
+  ev = evaluate.Evaluator(run.ds.n_users, run.ds.n_items, s.test[keep & ~skip],
+                          np.concatenate([s.train, s.valid, s.test[skip]]), ks=(20,),
+                          metrics=metrics, batch_size=run.opts.eval.batch_size)
+  return evaluate_fn(run.params, ev)
+
+
+def recall_by_bucket(workdir: str | pathlib.Path) -> tuple[dict[str, float], dict[str, int]]:
+  """A finished run's test recall@20 per degree bucket (its own rows, full ranking) and the
+  number of test pairs per bucket."""
+  run = inference.Run.open(workdir)
+  masks, evaluate_fn = bucket_masks(run), run.exp.evaluate_fn()
+  return ({b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()},
+          {b: int(keep.sum()) for b, keep in masks.items()})
+
+
+def plot_buckets(buckets: dict, counts: dict, path: pathlib.Path):
+  """Grouped bars: per label, test recall@20 (mean ± std) in each degree bucket."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  x, width = np.arange(len(BUCKETS)), 0.8 / len(buckets)
+  for n, (label, per) in enumerate(buckets.items()):
+    mean, std = zip(*(per[b] for b in BUCKETS))
+    ax.bar(x + (n - (len(buckets) - 1) / 2) * width, mean, width, yerr=std, capsize=2,
+           label=label)
+  ax.set_xticks(x, [f"{b}\n{counts[b]} pairs" for b in BUCKETS])
+  ax.set_xlabel("training degree of the test item")
+  ax.set_ylabel("test recall@20")
+  ax.grid(alpha=0.3, axis="y")
+  ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)   # outside the bars
+  fig.savefig(path, dpi=120, bbox_inches="tight")
+  plt.close(fig)
