@@ -123,8 +123,8 @@ def _reference(params, g, m, scale=None, masks=None):
         W = p["W_r"][r]
         msg = x[t]
         logit = (x0[t] @ W) @ np.tanh(x0[h] @ W + p["relation"][r])
-      elif m.attention == "relation_mean":   # 1 / (c(h, r) R_h) once softmaxed
-        msg, logit = x[t], -np.log(np.sum((H == h) & (R == r)))
+      elif m.attention == "relation_mean":   # proportional to c(h, r)^-power once softmaxed
+        msg, logit = x[t], -m.relation_power * np.log(np.sum((H == h) & (R == r)))
       else:
         msg, logit = x[t], 0.0
       is_user = g.user_start <= h < g.user_start + g.n_users
@@ -202,6 +202,7 @@ _SQUARE = dict(layers=(6, 6))   # the linear aggregator and the mean need layers
                                 dict(fusion="hadamard"), dict(fusion="concat"),
                                 dict(attention="mean"), dict(attention="kgat"),
                                 dict(attention="relation_mean"),
+                                dict(attention="relation_mean", relation_power=0.5),
                                 dict(_SQUARE, aggregator="linear", combine="mean",
                                      normalize_layers=False, attention="relation_mean"),
                                 dict(attention="triple_tail"), dict(normalize_layers=False),
@@ -487,9 +488,13 @@ def test_retired_fields_are_refused(field):
 
 def test_relation_mean_gives_each_relation_an_equal_share():
   """relation_mean's weights, brute force per head: each of a head's relations carries 1 / R_h of
-  its message, split evenly among that relation's edges, whatever the edge counts."""
+  its message, split evenly among that relation's edges, whatever the edge counts; at
+  relation_power 0.5 a relation's share is proportional to the square root of its count, at 0
+  every edge weighs the same (mean)."""
   g = _graph()
   pi = g.head_softmax(model.relation_mean_logits(g)) * g.weights
+  half = np.asarray(g.head_softmax(model.relation_mean_logits(g, 0.5)) * g.weights)
+  plain = np.asarray(g.head_softmax(model.relation_mean_logits(g, 0.0)) * g.weights)
   pi, real = np.asarray(pi), np.asarray(g.weights) > 0
   H, R = np.asarray(g.heads), np.asarray(g.relations)
   checked = 0
@@ -498,5 +503,8 @@ def test_relation_mean_gives_each_relation_an_equal_share():
     for r in rels:
       e = real & (H == h) & (R == r)
       np.testing.assert_allclose(pi[e], 1.0 / (len(rels) * e.sum()), rtol=1e-6)
+      np.testing.assert_allclose(plain[e], 1.0 / (real & (H == h)).sum(), rtol=1e-6)   # mean
+      shares = [np.sqrt((real & (H == h) & (R == q)).sum()) for q in rels]   # c^(1 - 0.5)
+      np.testing.assert_allclose(half[e].sum(), np.sqrt(e.sum()) / np.sum(shares), rtol=1e-6)
       checked += len(rels) > 1 and e.sum() > 1
   assert checked > 0   # some head mixes relations of different counts

@@ -37,7 +37,10 @@ class Options:
   layers: tuple[int, ...] = (64, 32, 16)
   attention: str = "triple"     # triple (KGAT-AX, eq. 3-6) | triple_tail (its weights, message
                                 # C e_t only) | kgat (KGAT's) | mean (uniform) | relation_mean
-                                # (uniform within each relation, then over the head's relations)
+                                # (pi proportional to c(h, r)^-relation_power, c(h, r) the head's
+                                # edges of the edge's relation: 1 gives each relation an equal
+                                # share, 0 is mean)
+  relation_power: float = 1.0
   aggregator: str = "bi"        # bi | gcn | graphsage | linear (LightGCN's: e(l+1) = e_agg)
   combine: str = "concat"       # concat (KGAT: e* = e(0) || ... || e(L)) | mean (LightGCN)
   normalize_layers: bool = True  # L2-normalise each layer's output (KGAT)
@@ -72,6 +75,7 @@ class Options:
                        f"mean combination need every layer of size embed_dim={self.embed_dim}")
     non_negative("model", self, "fusion_l2", "leaky_slope")
     fraction("model", self, "message_dropout", "node_dropout")
+    fraction("model", self, "relation_power", upper_open=False)
 
 
 # Attention (docs/model.md §2.3): per layer, logits [E] and the aggregation of pi-weighted messages.
@@ -112,14 +116,15 @@ def _tail_sum(pi, parts, graph: Graph, x):
   return graph.head_spmm(pi, x)
 
 
-def relation_mean_logits(graph: Graph, dtype=jnp.float32) -> jax.Array:
-  """-log c(h, r) per edge [E], c(h, r) the number of h's edges of relation r: their softmax over
-  a head's edges is pi = 1 / (c(h, r) * R_h), R_h the number of relations at h (docs/model.md
-  §2.3). Each relation gets the same share of a node's message whatever its count: an item's
-  genre and year edges weigh as much as all its users together."""
+def relation_mean_logits(graph: Graph, power: float = 1.0, dtype=jnp.float32) -> jax.Array:
+  """-power * log c(h, r) per edge [E], c(h, r) the number of h's edges of relation r: their
+  softmax over a head's edges is pi proportional to c(h, r)^-power, so relation r's share of h's
+  message is proportional to c(h, r)^(1 - power) (docs/model.md §2.3). power=1: every relation
+  the same share whatever its count, pi = 1 / (c(h, r) R_h), R_h the relations at h (an item's
+  genre and year edges weigh as much as all its users together); power=0: the plain mean."""
   n_pairs = graph.head_pair_nodes.shape[0]
   count = ops.segment_sum(graph.weights.astype(dtype), graph.head_pair_index, n_pairs)
-  return -jnp.log(jnp.maximum(count, 1.0))[graph.head_pair_index]
+  return -power * jnp.log(jnp.maximum(count, 1.0))[graph.head_pair_index]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +147,7 @@ ATTENTIONS = {
                       _tail_sum),
     "relation_mean": Attention(lambda keys, d_in, k: {},
                                lambda layer, params, graph, x0, x, m: (
-                                   relation_mean_logits(graph, x.dtype), None),
+                                   relation_mean_logits(graph, m.relation_power, x.dtype), None),
                                _tail_sum),
 }
 
