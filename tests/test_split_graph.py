@@ -186,3 +186,21 @@ def test_partition_by_head(n_blocks):
   assert sum(p.relation_sizes) == p.n_edges and np.all(np.diff(r[np.asarray(p.relation_order)]) >= 0)
   with pytest.raises(ValueError, match="head blocks"):
     real_edges(p)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3])
+def test_relation_mean_logits_survive_the_partition(n_blocks):
+  """model.attention=relation_mean counts each (head, relation)'s edges: cut into head blocks,
+  padding edges included, every real edge keeps the plain graph's logit (the softmax then runs
+  per head, and a padding edge's head lies outside every block: test_partition_by_head)."""
+  import types
+  from kgax.graph import partition_by_head
+  from kgax.models.kgat import relation_mean_logits
+  ds = _dataset()
+  g = build_graph(ds, ds.interactions, GraphOptions(pad_to=64))
+  p = partition_by_head(g, types.SimpleNamespace(shape={"model": n_blocks}), multiple=8)
+  real = np.asarray(p.weights) > 0
+  for power in (1.0, 0.5):
+    plain = np.asarray(relation_mean_logits(g, power))[:g.n_real_edges]
+    np.testing.assert_allclose(np.asarray(relation_mean_logits(p, power))[real], plain, rtol=1e-6)
+    assert len(np.unique(plain)) > 1   # counts differ between pairs
