@@ -213,7 +213,7 @@ def test_cold_start_tables(study_root):
     among = cold["models"][model]["cold-only recall@20"][0]   # fewer competitors: never lower
     assert cold["models"][model]["cold recall@20"][0] - 1e-9 <= among <= 1
     row = data["degree_buckets"]["models"][model]
-    assert set(row) == {*cold_start.BUCKETS, "all", "valid"}
+    assert set(row) == {*common.BUCKETS, "all", "valid"}
     recorded = [json.loads(p.read_text())["valid"]["recall@20"]
                 for p in sorted((tmp / "runs").glob(f"{model}-seed*/results.json"))]
     assert row["valid"][0] == pytest.approx(np.mean(recorded), rel=1e-5)   # the runs' own rows

@@ -31,13 +31,11 @@ import pathlib
 import numpy as np
 
 import common
-from kgax import coldstart, evaluate, experiment, inference, sampling, study  # noqa: E402
-from kgax.data import io, load, movielens  # noqa: E402
+from kgax import coldstart, evaluate, experiment, inference, sampling, study
+from kgax.data import io, load, movielens
 
 MODELS = ("mf", "kgat", "kgat_ax")   # the default; any embedding model of --models below
 COLD = 0.1
-BUCKETS, bucket_masks, metrics_on = common.BUCKETS, common.bucket_masks, common.metrics_on
-
 
 def tagged_test_pairs(run: inference.Run) -> np.ndarray:
   """bool [n_test]: test pairs (u, i) where u tagged i in the dataset's MovieLens tags file.
@@ -66,7 +64,7 @@ def cold_item_metrics(workdir: pathlib.Path, untagged: bool = False) -> tuple[di
   skip = tagged_test_pairs(run) & keep if untagged else np.zeros(len(keep), bool)
   info = {"items": len(cold), "test_pairs": int((keep & ~skip).sum()),
           "tagged_pairs_left_out": int(skip.sum())}
-  out = metrics_on(run, run.exp.evaluate_fn(), keep, ("recall", "auc"), skip)
+  out = common.metrics_on(run, run.exp.evaluate_fn(), keep, ("recall", "auc"), skip)
   # Ranked among the cold items only (item k of this evaluator is cold[k]; they have no train or
   # validation pair to exclude): how well the model orders new items for a user.
   index = np.full(run.ds.n_items, -1)
@@ -92,16 +90,15 @@ def bucket_recall(workdir: pathlib.Path, kinds: dict) -> tuple[dict, dict[str, i
   """Per kind of scoring ({label: None for the run's own rows, or (norm, shuffle, centered)}):
   recall@20 per degree bucket and over all test pairs."""
   run = inference.Run.open(workdir)
-  masks = bucket_masks(run)
   valid = run.exp.evaluator("valid", metrics=("recall",))
   out = {}
   for label, how in kinds.items():
     evaluate_fn = run.exp.evaluate_fn() if how is None else imputed_evaluate_fn(run, *how)
-    out[label] = {b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()}
-    out[label]["all"] = metrics_on(run, evaluate_fn, np.ones(len(run.split.test), bool)
-                                   )["recall@20"]
+    out[label] = common.recall_by_bucket(run, evaluate_fn)
+    out[label]["all"] = common.metrics_on(run, evaluate_fn, np.ones(len(run.split.test), bool)
+                                          )["recall@20"]
     out[label]["valid"] = evaluate_fn(run.params, valid)["recall@20"]
-  return out, {b: int(keep.sum()) for b, keep in masks.items()}
+  return out, common.bucket_counts(run)
 
 
 def main(argv=None):
@@ -163,11 +160,11 @@ def main(argv=None):
       print(f"scoring {name} ({n + 1}/{len(names)}) {len(kinds)} ways", flush=True)
       per_seed.append(bucket_recall(root / name, kinds))
     counts = per_seed[0][1]
+    columns = (*common.BUCKETS, "all", "valid")
     for label in kinds:
-      buckets[label] = {b: study.mean_std([r[label][b] for r, _ in per_seed])
-                        for b in (*BUCKETS, "all", "valid")}
+      buckets[label] = {b: study.mean_std([r[label][b] for r, _ in per_seed]) for b in columns}
       bucket_rows.append(f"| {label} | " + " | ".join(study.fmt(buckets[label][b])
-                                                      for b in (*BUCKETS, "all", "valid")) + " |")
+                                                      for b in columns) + " |")
   seeds = cold_seeds if args.cold_only else args.seeds
   md = f"Cold start on {args.dataset} (test recall@20, mean ± std over seeds {seeds})\n\n"
   data = {"dataset": args.dataset, "seeds": args.seeds}
@@ -189,8 +186,8 @@ def main(argv=None):
     md += ("By the test item's training degree (normal split; test pairs per bucket in the "
            "header; all: every test pair; valid: every validation pair, what eval.cold_items="
            "auto selects on)\n\n| model | "
-           + " | ".join(f"{b} ({counts[b]})" for b in BUCKETS) + " | all | valid: all |\n"
-           "|---|" + "---|" * (len(BUCKETS) + 2) + "\n" + "\n".join(bucket_rows) + "\n")
+           + " | ".join(f"{b} ({counts[b]})" for b in common.BUCKETS) + " | all | valid: all |\n"
+           "|---|" + "---|" * (len(common.BUCKETS) + 2) + "\n" + "\n".join(bucket_rows) + "\n")
     if args.impute:
       md += (f"\n\"cold rows\": eval.cold_items=kg (\"centered\": kg_centered) at "
              f"eval.cold_norm={args.cold_norm} (kgax/coldstart.py), the same trained runs "

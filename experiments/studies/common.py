@@ -135,13 +135,17 @@ def metrics_on(run: inference.Run, evaluate_fn, keep: np.ndarray, metrics=("reca
   return evaluate_fn(run.params, ev)
 
 
-def recall_by_bucket(workdir: str | pathlib.Path) -> tuple[dict[str, float], dict[str, int]]:
-  """A finished run's test recall@20 per degree bucket (its own rows, full ranking) and the
-  number of test pairs per bucket."""
-  run = inference.Run.open(workdir)
-  masks, evaluate_fn = bucket_masks(run), run.exp.evaluate_fn()
-  return ({b: metrics_on(run, evaluate_fn, keep)["recall@20"] for b, keep in masks.items()},
-          {b: int(keep.sum()) for b, keep in masks.items()})
+def recall_by_bucket(run: inference.Run, evaluate_fn=None) -> dict[str, float]:
+  """Test recall@20 per degree bucket of a run, scored by `evaluate_fn` (default: the run's own
+  rows, full ranking)."""
+  evaluate_fn = evaluate_fn or run.exp.evaluate_fn()
+  return {b: metrics_on(run, evaluate_fn, keep)["recall@20"]
+          for b, keep in bucket_masks(run).items()}
+
+
+def bucket_counts(run: inference.Run) -> dict[str, int]:
+  """Test pairs per degree bucket."""
+  return {b: int(keep.sum()) for b, keep in bucket_masks(run).items()}
 
 
 def plot_buckets(buckets: dict, counts: dict, path: pathlib.Path):

@@ -27,7 +27,7 @@ Writes a second table and OUT.png (recall@20 per bucket and control).
 import pathlib
 
 import common
-from kgax import config as config_lib, options, study
+from kgax import config as config_lib, inference, options, study
 
 CONTROLS = {   # name: data overrides
     "full": {},
@@ -120,9 +120,10 @@ def by_degree(args, results: dict, data: dict) -> str:
       print(f"scoring {len(runs)} runs of {name} by degree", flush=True)
       per_seed = []
       for run in runs:
-        recall, counts = common.recall_by_bucket(root / run)
-        recall["all"] = results[run]["test"]["recall@20"]
-        per_seed.append(recall)
+        opened = inference.Run.open(root / run)
+        counts = common.bucket_counts(opened)
+        per_seed.append({**common.recall_by_bucket(opened),
+                         "all": results[run]["test"]["recall@20"]})
       per_control[control] = per_seed
     out[model] = {}
     for control, per_seed in per_control.items():
