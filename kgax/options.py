@@ -67,6 +67,9 @@ class DataOptions:
   min_rating: float | None = None   # MovieLens: ratings at or above it are positives (None: all)
   aux_from: str = ""                # folder whose aux facts (same user and item ids) are added
   cold_items: float = 0.0           # fraction of items whose pairs all go to test (cold start)
+  train_fraction: float = 1.0       # < 1: each user keeps this seeded fraction of its training
+                                    # pairs, the rest are dropped (validation and test unchanged;
+                                    # the sparsity study)
   kg: str = "full"                  # full | none (interactions only) | shuffled (tails permuted
                                     # within each relation, degrees kept): the KG controls
   aux: bool = True                  # False: drop every aux fact (the no-aux control)
@@ -75,6 +78,8 @@ class DataOptions:
   def __post_init__(self):
     _check(bool(self.name), "data.name", self.name, "a dataset name or folder")
     fraction("data", self, "test_fraction", "valid_fraction", "cold_items")
+    _check(0.0 < self.train_fraction <= 1.0, "data.train_fraction", self.train_fraction,
+           "a number in (0, 1]")
     one_of("data", self, "kg", KG_CONTROLS)
 
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kgax import inference
+from kgax.data.types import Split
 from kgax.graph import Graph, real_edges
 from kgax.options import StartOptions
 
@@ -45,15 +46,39 @@ class Pretrained:
   items: np.ndarray   # [n_items, d]
 
 
-def load(start: StartOptions, seed: int, graph: Graph, dim: int) -> Pretrained:
-  """Opens `start.pretrained` (with "{seed}" filled in) and checks that its embeddings fit
-  `graph` and dimension `dim`; a PretrainedError (one line naming the workdir) otherwise.
-  Training calls this before it writes anything, so a wrong path leaves no workdir behind."""
+def _pair_keys(pairs: np.ndarray, n_items: int) -> np.ndarray:
+  pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+  return np.unique(pairs[:, 0] * n_items + pairs[:, 1])
+
+
+def split_difference(source: Split, split: Split, n_items: int) -> str | None:
+  """Why a run trained on `source` cannot start a run on `split`, or None when both train on
+  the same pairs. A start from another split would carry what it learnt from this run's
+  validation or test pairs (another data.split_seed), or from pairs this run does not train on
+  (another data.train_fraction or data.cold_items), into this run."""
+  theirs, ours = _pair_keys(source.train, n_items), _pair_keys(split.train, n_items)
+  if np.array_equal(theirs, ours):
+    return None
+  held = _pair_keys(np.r_[np.asarray(split.valid).reshape(-1, 2),
+                          np.asarray(split.test).reshape(-1, 2)], n_items)
+  return (f"trained on another split ({np.isin(theirs, held).sum()} of its {len(theirs)} training "
+          f"pairs are this run's validation or test pairs, {np.isin(ours, theirs, invert=True).sum()} "
+          "of this run's it never trained on): start from a run with the same data split fields")
+
+
+def load(start: StartOptions, seed: int, graph: Graph, dim: int, split: Split) -> Pretrained:
+  """Opens `start.pretrained` (with "{seed}" filled in) and checks that it trained on the
+  training pairs of `split` and that its embeddings fit `graph` and dimension `dim`; a
+  PretrainedError (one line naming the workdir) otherwise. Training calls this before it writes
+  anything, so a wrong path leaves no workdir behind."""
   workdir = start.pretrained.replace("{seed}", str(seed))
   try:
     run = inference.Run.open(workdir, "best")
   except (OSError, ValueError, RuntimeError) as e:
     raise PretrainedError(f"config.start.pretrained={workdir}: {e}") from None
+  why = split_difference(run.exp.split, split, graph.n_items)
+  if why:
+    raise PretrainedError(f"config.start.pretrained={workdir}: {why}")
   users, items = run.lib.user_item_embeddings(run.params, run.graph, run.opts.model)
   if (users.shape[0], items.shape[0]) != (graph.n_users, graph.n_items) or users.shape[1] != dim:
     raise PretrainedError(f"config.start.pretrained={workdir}: embeddings {users.shape}/"

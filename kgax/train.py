@@ -282,7 +282,7 @@ def pretrained_source(exp: experiment.Experiment, wd: Workdir) -> pretrained.Pre
   if not exp.opts.start.pretrained or checkpoint.has_steps(wd.checkpoints):
     return None
   dim = jax.eval_shape(exp.init_params)["node"].shape[1]
-  return pretrained.load(exp.opts.start, exp.opts.seed, exp.graph, dim)
+  return pretrained.load(exp.opts.start, exp.opts.seed, exp.graph, dim, exp.split)
 
 
 class _Stderr:

@@ -21,6 +21,7 @@ class Options:
   min_rating: float | None = None
   aux_from: str = ""
   cold_items: float = 0.0
+  train_fraction: float = 1.0
   kg: str = "full"
   aux: bool = True
   control_seed: int = 0
@@ -72,12 +73,16 @@ def test_reader_lists_each_tag_application_as_a_source(tagged):
   assert tag_facts(ds, "user_tag")[(0, "common")] == (ds.interactions[:, 0] == 0).sum()
 
 
-@pytest.mark.parametrize("cold", [0.0, 0.25])
-def test_a_tag_on_a_held_out_pair_makes_no_fact(tagged, cold):
-  ds, s = load.load_split(Options(name=str(tagged), cold_items=cold))
+@pytest.mark.parametrize("cold, fraction", [(0.0, 1.0), (0.25, 1.0), (0.0, 0.5)])
+def test_a_tag_on_a_held_out_pair_makes_no_fact(tagged, cold, fraction):
+  """Held out: validation and test pairs, and the training pairs data.train_fraction drops."""
+  ds, s = load.load_split(Options(name=str(tagged), cold_items=cold, train_fraction=fraction))
   assert len(s.test) and len(s.valid)
   assert sources_in(ds, s.train)   # every kept application is a training pair
-  train, held = pair_set(s.train), pair_set(np.r_[s.valid, s.test])
+  _, whole = load.load_split(Options(name=str(tagged), cold_items=cold))
+  dropped = pair_set(whole.train) - pair_set(s.train)
+  assert bool(dropped) == (fraction < 1)
+  train, held = pair_set(s.train), pair_set(np.r_[s.valid, s.test]) | dropped
   names = lambda pairs: {f"t{ds.user_ids[u]}_{ds.item_ids[i]}" for u, i in pairs}
   for attr, side in (("user_tag", 0), ("tag", 1)):
     facts = tag_facts(ds, attr)

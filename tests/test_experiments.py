@@ -252,6 +252,31 @@ def test_cold_items_leave_train_and_valid_for_test():
     load.cold_item_ids(ds.n_items, 1.0, 0)
 
 
+def test_train_fraction_thins_each_users_training_pairs_only():
+  cfg = config_lib.load_file(str(REPO / "configs" / "test.py")).data
+  _, whole = load.load_split(cfg)
+  cfg.train_fraction = 0.3
+  _, thin = load.load_split(cfg)
+  for part in ("valid", "test"):   # the evaluation is that of the full split
+    assert np.array_equal(getattr(thin, part), getattr(whole, part))
+  keys = lambda pairs: set(map(tuple, pairs.tolist()))
+  assert keys(thin.train) < keys(whole.train)
+  users, n_whole = np.unique(whole.train[:, 0], return_counts=True)
+  n_thin = np.bincount(thin.train[:, 0], minlength=users.max() + 1)[users]
+  # each user drops round(0.7 n) of its n pairs (halves up) and keeps at least one
+  np.testing.assert_array_equal(n_thin, np.maximum(1, n_whole - np.floor(0.7 * n_whole + 0.5)))
+  _, again = load.load_split(cfg)
+  assert np.array_equal(thin.train, again.train)
+  cfg.split_seed += 1
+  _, other = load.load_split(cfg)
+  assert not np.array_equal(thin.train, other.train)
+  with pytest.raises(DataError, match="train_fraction"):
+    load.with_train_fraction(whole, 0.0, 0)
+  for bad in (0.0, 1.5):
+    with pytest.raises(options.ConfigError, match=r"config.data.train_fraction=.*\(0, 1\]"):
+      options.DataOptions(train_fraction=bad)
+
+
 def test_tune_selects_on_validation_and_study_applies_it(tmp_path):
   import tune
   grid = tune.parse_grid(["optim.l2=1e-5,1e-1", "optim.lr=1e-2"])
@@ -457,6 +482,43 @@ def test_controls_study_trains_each_control_and_reuses_the_source_run(tmp_path, 
   assert {k for k, v in buckets["models"]["kgat"]["full"]["recall@20"].items()
           if not np.isnan(v[0])} >= {"all"}
   assert (tmp_path / "controls.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sparsity_study_thins_training_pairs_and_pairs_each_control_by_seed(tmp_path):
+  """sparsity.py: per fraction, the controls of KGAT on thinned training pairs, each starting
+  from the LightGCN run of its own fraction; validation and test are the full split's, and the
+  table's paired figures are the runs' own."""
+  import sparsity
+  root, argv = tmp_path / "runs", one_seed(BASE)
+  with pytest.raises(SystemExit, match=r"--fractions: config.data.train_fraction=0.0"):
+    sparsity.main(argv + ["--fractions", "1", "0", "--root", str(root), "--out", "x"])
+  assert not root.exists()
+  data = sparsity.main(argv + ["--models", "kgat", "--controls", "full", "none", "--fractions",
+                               "1", "0.5", "--root", str(root), "--out", str(tmp_path / "sp")])
+  read = lambda f, run, name: json.loads((root / f / run / name).read_text())
+  for f in ("f1", "f0.5"):
+    assert sorted(p.name for p in (root / f).iterdir()) == ["kgat-seed0", "lightgcn-seed0",
+                                                            "none-kgat-seed0"]
+    config = read(f, "none-kgat-seed0", "config.json")
+    assert config["start"]["pretrained"] == str(root / f / "lightgcn-seed{seed}")
+    assert config["data"]["train_fraction"] == float(f[1:])
+  whole, thin = (read(f, "kgat-seed0", "results.json")["dataset"] for f in ("f1", "f0.5"))
+  assert thin["train"] < whole["train"] and (thin["valid"], thin["test"]) == (whole["valid"],
+                                                                               whole["test"])
+  for f, per in data["fractions"].items():
+    test = {run: read(f, f"{run}-seed0", "results.json")["test"]["recall@20"]
+            for run in ("kgat", "none-kgat", "lightgcn")}
+    assert per["train_pairs"] == read(f, "kgat-seed0", "results.json")["dataset"]["train"]
+    kgat = per["models"]["kgat"]
+    assert kgat["full"]["recall@20"][0] == test["kgat"]
+    assert list(kgat["none"]["full - control"]) == [test["kgat"] - test["none-kgat"], 0.0]
+    assert list(kgat["full"]["full - lightgcn"]) == [test["kgat"] - test["lightgcn"], 0.0]
+    assert per["sources"]["lightgcn"]["recall@20"][0] == test["lightgcn"]
+  rows = [l for l in (tmp_path / "sp.md").read_text().splitlines() if l.startswith("| ")]
+  assert len(rows) == 3 and rows[1].startswith("| 1 (") and rows[2].startswith("| 0.5 (")
+  assert (tmp_path / "sp.png").read_bytes()[:4] == b"\x89PNG"
+  with pytest.raises(ValueError, match="unpaired seeds"):
+    sparsity.paired({"a-seed0": {"test": {"recall@20": 1.0}}}, {})
 
 
 def _bucket_recall_brute_force(workdir) -> dict[str, float]:

@@ -238,7 +238,7 @@ def _start(cfg, workdir, **start):
   fields = dict(pretrained=str(workdir), scale=1.0, spread=0, neutral="")
   fields.update(start)
   start = experiment.options.StartOptions(**fields)
-  source = pretrained.load(start, 0, exp.graph, opts.model.embed_dim)
+  source = pretrained.load(start, 0, exp.graph, opts.model.embed_dim, exp.split)
   return pretrained.with_pretrained(exp.init_params(), start, source, exp.graph), exp
 
 
@@ -298,6 +298,16 @@ def test_pretrained_mf_initialises_users_and_items(tmp_path):
   np.testing.assert_allclose(spread, expected, rtol=1e-5, atol=1e-6)
   cold = np.setdiff1d(np.arange(graph.n_items), split.train[:, 1])
   assert len(cold) and known[cold].any() and not np.allclose(spread[cold], node[cold])
+
+  # A run on another split would start from what the source learnt on its held-out pairs (the
+  # cold items' pairs are this run's test pairs): refused in one line, before anything is written.
+  with pytest.raises(pretrained.PretrainedError, match=r"mf: trained on another split \(\d+ of"):
+    _start(cfg, tmp_path / "mf")
+  for field, value in (("data.split_seed", 7), ("data.train_fraction", 0.5)):
+    other = _test_config(**{"start.pretrained": tmp_path / "mf", field: value})
+    with pytest.raises(pretrained.PretrainedError, match="trained on another split"):
+      train.train_and_evaluate(other, tmp_path / "other")
+    assert not (tmp_path / "other").exists()
   other = np.ones(len(node), bool)
   other[:graph.n_items] = other[graph.user_start:graph.aux_start] = False
   assert (known & other).any() and not np.allclose(spread[known & other], node[known & other])

@@ -88,13 +88,27 @@ def with_cold_items(s: Split, cold: np.ndarray) -> Split:
                test=test[np.lexsort((test[:, 1], test[:, 0]))])
 
 
+def with_train_fraction(s: Split, fraction: float, seed: int) -> Split:
+  """`s` with each user's training pairs thinned to `fraction`: round((1 - fraction) * n_u) of
+  them (halves up; a user keeps at least one), drawn with `seed`, are dropped: neither trained
+  on nor evaluated. Validation and test, and so the metrics, are those of the full split (the
+  sparsity study)."""
+  if not 0.0 < fraction <= 1.0:
+    raise DataError(f"data.train_fraction must be in (0, 1], got {fraction}")
+  if fraction == 1.0:
+    return s
+  kept, _ = split.holdout(s.train, 1.0 - fraction, seed)
+  return Split(train=kept, valid=s.valid, test=s.test)
+
+
 def with_train_aux(ds: Dataset, s: Split) -> Dataset:
   """`ds` whose aux facts derived from interactions come from the training pairs of `s` only.
 
   A source (one application, e.g. a user's tag on a movie) is kept when its (user, item) pair is
-  in `s.train`: not when it is a validation or test pair, nor when it is no interaction at all. A
-  derived fact then weighs its kept applications and goes when none is left; aux nodes left
-  without facts are dropped (`AuxFacts.select`). Facts without sources stay as they are.
+  in `s.train`: not when it is a validation or test pair, nor when it is no interaction at all
+  (or a training pair that `with_train_fraction` dropped). A derived fact then weighs its kept
+  applications and goes when none is left; aux nodes left without facts are dropped
+  (`AuxFacts.select`). Facts without sources stay as they are.
   """
   a = ds.aux
   if not len(a.source_fact):
@@ -116,9 +130,8 @@ def with_train_aux(ds: Dataset, s: Split) -> Dataset:
     src = attr[a.source_fact] == k
     notes.append(f"{a.attr_names[k]}: from training pairs only, kept {int(in_train[src].sum())} "
                  f"of {int(src.sum())} applications (dropped {int(held_out[src].sum())} of "
-                 f"validation or test pairs, {int((src & ~in_train & ~held_out).sum())} of pairs "
-                 f"that are no interaction), {int((new_attr == k).sum())} of "
-                 f"{int((attr == k).sum())} facts")
+                 f"validation or test pairs, {int((src & ~in_train & ~held_out).sum())} of "
+                 f"other pairs), {int((new_attr == k).sum())} of {int((attr == k).sum())} facts")
   notes.append(f"aux nodes left with facts: {aux.n_nodes} of {a.n_nodes}")
   return dataclasses.replace(ds, aux=aux, notes=ds.notes + tuple(notes)).validate()
 
@@ -130,7 +143,9 @@ def load_split(data_config) -> tuple[Dataset, Split]:
   "none", "shuffled", seeded by `control_seed`) and `aux` (False: no aux facts) are the controls
   of `controls.apply`. With `cold_items` > 0, that fraction of the
   items (seeded by `split_seed`) only appears in test: they keep their KG edges and the aux facts
-  not derived from interactions, but no interaction of theirs is trained on. Last, aux facts
+  not derived from interactions, but no interaction of theirs is trained on. With
+  `train_fraction` < 1 each user keeps that fraction of its training pairs (`with_train_fraction`,
+  seeded by `split_seed`): validation and test are unchanged. Last, aux facts
   derived from interactions keep only the applications of training pairs (`with_train_aux`), so
   no validation or test pair is reachable through a fact made from it.
   """
@@ -144,4 +159,6 @@ def load_split(data_config) -> tuple[Dataset, Split]:
   if data_config.cold_items:
     s = with_cold_items(s, cold_item_ids(ds.n_items, data_config.cold_items,
                                          data_config.split_seed))
+  # seed + 3: seed, + 1 and + 2 draw the test part, the validation part and the cold items
+  s = with_train_fraction(s, data_config.train_fraction, data_config.split_seed + 3)
   return with_train_aux(ds, s), s
