@@ -61,9 +61,10 @@ def split_difference(source: Split, split: Split, n_items: int) -> str | None:
     return None
   held = _pair_keys(np.r_[np.asarray(split.valid).reshape(-1, 2),
                           np.asarray(split.test).reshape(-1, 2)], n_items)
-  return (f"trained on another split ({np.isin(theirs, held).sum()} of its {len(theirs)} training "
-          f"pairs are this run's validation or test pairs, {np.isin(ours, theirs, invert=True).sum()} "
-          "of this run's it never trained on): start from a run with the same data split fields")
+  leaked, unseen = np.isin(theirs, held).sum(), np.isin(ours, theirs, invert=True).sum()
+  return (f"trained on another split ({leaked} of its {len(theirs)} training pairs are this "
+          f"run's validation or test pairs, {unseen} of this run's it never trained on): start "
+          "from a run with the same data split fields")
 
 
 def load(start: StartOptions, seed: int, graph: Graph, dim: int, split: Split) -> Pretrained:
@@ -76,14 +77,14 @@ def load(start: StartOptions, seed: int, graph: Graph, dim: int, split: Split) -
     run = inference.Run.open(workdir, "best")
   except (OSError, ValueError, RuntimeError) as e:
     raise PretrainedError(f"config.start.pretrained={workdir}: {e}") from None
-  why = split_difference(run.exp.split, split, graph.n_items)
-  if why:
-    raise PretrainedError(f"config.start.pretrained={workdir}: {why}")
   users, items = run.lib.user_item_embeddings(run.params, run.graph, run.opts.model)
   if (users.shape[0], items.shape[0]) != (graph.n_users, graph.n_items) or users.shape[1] != dim:
     raise PretrainedError(f"config.start.pretrained={workdir}: embeddings {users.shape}/"
                           f"{items.shape} do not fit {graph.n_users} users, {graph.n_items} "
                           f"items, dimension {dim}")
+  why = split_difference(run.exp.split, split, graph.n_items)
+  if why:
+    raise PretrainedError(f"config.start.pretrained={workdir}: {why}")
   return Pretrained(workdir, np.asarray(users), np.asarray(items))
 
 

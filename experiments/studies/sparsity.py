@@ -11,11 +11,11 @@ at the same density: a start from denser data is refused).
 
 The runs of fraction F go to ROOT/fF (ROOT/f1 holds those of the full data, as controls.py's
 ROOT would); finished runs are skipped, and the outputs are rewritten after each fraction, so the
-study can be stopped and restarted. The table gives, per fraction, each model's test recall@20 under every control
-(mean ± std over seeds) and the paired differences full - control seed by seed (mean ± std), and
-the model it starts from (LightGCN in the recommended protocol) beside it; OUT.png plots them
-against the fraction. A KG that helps where interactions are scarce shows as a full - none gap,
-and a full - shuffled gap, that widen as the fraction falls.
+study can be stopped and restarted. The table gives, per fraction, each model's test recall@20
+under every control (mean ± std over seeds) and the paired differences full - control seed by
+seed (mean ± std), and the model it starts from (LightGCN in the recommended protocol) beside it;
+OUT.png plots them against the fraction. A KG that helps where interactions are scarce shows as
+a full - none gap, and a full - shuffled gap, that widen as the fraction falls.
 """
 
 from __future__ import annotations
