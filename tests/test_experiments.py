@@ -489,6 +489,7 @@ def test_sparsity_study_thins_training_pairs_and_pairs_each_control_by_seed(tmp_
   from the LightGCN run of its own fraction; validation and test are the full split's, and the
   table's paired figures are the runs' own."""
   import sparsity
+  from kgax import inference
   root, argv = tmp_path / "runs", one_seed(BASE)
   with pytest.raises(SystemExit, match=r"--fractions: config.data.train_fraction=0.0"):
     sparsity.main(argv + ["--fractions", "1", "0", "--root", str(root), "--out", "x"])
@@ -509,6 +510,9 @@ def test_sparsity_study_thins_training_pairs_and_pairs_each_control_by_seed(tmp_
     test = {run: read(f, f"{run}-seed0", "results.json")["test"]["recall@20"]
             for run in ("kgat", "none-kgat", "lightgcn")}
     assert per["train_pairs"] == read(f, "kgat-seed0", "results.json")["dataset"]["train"]
+    run = inference.Run.open(root / f / "kgat-seed0")
+    trained = set(run.split.train[:, 1].tolist())
+    assert per["items_without_train"] == sum(i not in trained for i in range(run.ds.n_items))
     kgat = per["models"]["kgat"]
     assert kgat["full"]["recall@20"][0] == test["kgat"]
     assert list(kgat["none"]["full - control"]) == [test["kgat"] - test["none-kgat"], 0.0]

@@ -77,18 +77,20 @@ def main(argv=None):
   for f, (todo, root) in per_fraction.items():   # the outputs grow with each fraction done
     print(f"== data.train_fraction={f:g}: {root}", flush=True)
     results = study.run_jobs(todo, root)
-    _, split = load.load_split(options.parse(todo[0].config).data)
-    data["fractions"][fraction_name(f)] = summarize(args, results, len(split.train), f)
+    ds, split = load.load_split(options.parse(todo[0].config).data)
+    untrained = ds.n_items - len(np.unique(split.train[:, 1]))
+    data["fractions"][fraction_name(f)] = summarize(args, results, f, len(split.train), untrained)
     common.write_outputs(args.out, table(args, data), data)
     plot(args, data, common.output_path(args.out, ".png"))
   return data
 
 
-def summarize(args, results: dict, n_train: int, fraction: float) -> dict:
-  """One fraction's figures: per model and control the summary and the paired difference
-  full - control; per source model (the run a model starts from) its summary and
-  model - source, paired."""
-  out = {"train_fraction": fraction, "train_pairs": n_train, "models": {}, "sources": {}}
+def summarize(args, results: dict, fraction: float, n_train: int, untrained: int) -> dict:
+  """One fraction's figures: its training pairs and the items left without one; per model and
+  control the summary and the paired difference full - control; per source model (the run a
+  model starts from) its summary and model - source, paired."""
+  out = {"train_fraction": fraction, "train_pairs": n_train, "items_without_train": untrained,
+         "models": {}, "sources": {}}
   for model in args.models:
     full = study.of_model(results, model)
     entry = out["models"][model] = {}
@@ -108,7 +110,8 @@ def summarize(args, results: dict, n_train: int, fraction: float) -> dict:
 def table(args, data: dict) -> str:
   rows = []
   for name, per in data["fractions"].items():
-    head = f"{per['train_fraction']:g} ({per['train_pairs']:,})"
+    head = (f"{per['train_fraction']:g} ({per['train_pairs']:,}; "
+            f"{per['items_without_train']:,})")
     for model, entry in per["models"].items():
       cells = []
       for control in args.controls:
@@ -125,7 +128,7 @@ def table(args, data: dict) -> str:
                      f"({study.fmt(entry['full'][f'full - {source}'])})")
       rows.append(f"| {head} | {model} | " + " | ".join(cells) + " |")
   sources = sorted({s for per in data["fractions"].values() for s in per["sources"]})
-  header = ["training pairs kept", "model", *args.controls,
+  header = ["training pairs kept (pairs; items without one)", "model", *args.controls,
             *([f"the run it starts from ({', '.join(sources)})"] if sources else [])]
   return (f"Sparsity on {args.dataset} (test recall@20, mean ± std over seeds {args.seeds}; each "
           "user keeps the fraction of its training pairs, validation and test unchanged)\n\n"
