@@ -138,27 +138,39 @@ def table(args, data: dict) -> str:
 
 
 def plot(args, data: dict, path: pathlib.Path):
-  """Test recall@20 (mean ± std) against the fraction of training pairs kept, one line per
-  model and control, and per source model."""
+  """Against the fraction of training pairs kept: test recall@20 (mean ± std) of every model and
+  control and of each source model (left), and the paired differences full - control and
+  full - source (right)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   per = sorted(data["fractions"].values(), key=lambda p: p["train_fraction"])
   x = np.array([p["train_fraction"] for p in per])
-  fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  lines = {f"{m}, {c}": [p["models"][m][c]["recall@20"] for p in per]
-           for m in args.models for c in args.controls}
+  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+  lines, gaps = {}, {}
+  for m in args.models:
+    for c in args.controls:
+      lines[f"{m}, {c}"] = [p["models"][m][c]["recall@20"] for p in per]
+      if c != "full":
+        gaps[f"{m}: full - {c}"] = [p["models"][m][c]["full - control"] for p in per]
+    source = study.starts_from(m, recipe=args.recipe)
+    if source:
+      gaps[f"{m}: full - {source}"] = [p["models"][m]["full"][f"full - {source}"] for p in per]
   for source in sorted({s for p in per for s in p["sources"]}):
     lines[source] = [p["sources"][source]["recall@20"] for p in per]
-  for label, values in lines.items():
-    mean, std = np.array(values).T
-    ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
-  ax.set_xscale("log")
-  ax.set_xticks(x, [f"{v:g}" for v in x])
-  ax.set_xlabel("fraction of each user's training pairs kept")
-  ax.set_ylabel("test recall@20")
-  ax.set_title(pathlib.Path(args.dataset).name)
-  ax.legend(fontsize=8)
+  for ax, series, label in ((left, lines, "test recall@20"),
+                            (right, gaps, "paired difference of test recall@20")):
+    for name, values in series.items():
+      mean, std = np.array(values).T
+      ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xticks(x, [f"{v:g}" for v in x])
+    ax.set_xlabel("fraction of each user's training pairs kept")
+    ax.set_ylabel(label)
+    ax.legend(fontsize=8)
+  right.axhline(0.0, color="grey", lw=0.8)
+  fig.suptitle(pathlib.Path(args.dataset).name)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
