@@ -9,21 +9,12 @@ import pytest
 from kgax.data import controls, load, synthetic
 from kgax.data.types import AuxFacts, DataError, Dataset
 from kgax.graph import build_graph
+from kgax.options import DataOptions
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """The data options `load.load_split` reads (every field present)."""
-  name: str = "synthetic-tiny"
-  split_seed: int = 2026
-  test_fraction: float = 0.2
-  valid_fraction: float = 0.1
-  min_rating: float | None = None
-  aux_from: str = ""
-  cold_items: float = 0.0
-  kg: str = "full"
-  aux: bool = True
-  control_seed: int = 0
+def Options(**fields) -> DataOptions:
+  """The data options `load.load_split` reads, on the tiny synthetic data by default."""
+  return DataOptions(**{"name": "synthetic-tiny", **fields})
 
 
 @pytest.fixture(scope="module")

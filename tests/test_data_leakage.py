@@ -9,22 +9,10 @@ import pytest
 from kgax.data import load
 from kgax.data.movielens import read_movielens
 from kgax.data.types import AuxFacts, Dataset
+from kgax.options import DataOptions
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """The data options `load.load_split` reads (every field present)."""
-  name: str
-  split_seed: int = 2026
-  test_fraction: float = 0.2
-  valid_fraction: float = 0.1
-  min_rating: float | None = None
-  aux_from: str = ""
-  cold_items: float = 0.0
-  train_fraction: float = 1.0
-  kg: str = "full"
-  aux: bool = True
-  control_seed: int = 0
+Options = DataOptions   # the data options `load.load_split` reads
 
 
 def pair_set(pairs) -> set:

@@ -59,6 +59,17 @@ def jobs(args, overrides) -> list[study.Job]:
   return out   # "full" comes first, and with it the source runs
 
 
+def check_configs(todo: list[study.Job], script: str) -> list[study.Job]:
+  """`todo`, once every job's config parses: else one line naming the script and the job, before
+  anything is trained."""
+  for job in todo:
+    try:
+      options.parse(job.config)
+    except options.ConfigError as e:
+      raise SystemExit(f"{script}: {job.name}: {e}") from None
+  return todo
+
+
 def main(argv=None):
   def extra(p):
     p.add_argument("--models", nargs="+", default=["kgat_ax", "kgat"],
@@ -70,12 +81,7 @@ def main(argv=None):
   args, overrides = common.study_args(__doc__, argv, default_root="runs/controls", extra=extra)
   if "full" not in args.controls:
     args.controls = ["full", *args.controls]
-  todo = jobs(args, overrides)
-  for job in todo:   # every config checked before anything is trained
-    try:
-      options.parse(job.config)
-    except options.ConfigError as e:
-      raise SystemExit(f"controls.py: {job.name}: {e}") from None
+  todo = check_configs(jobs(args, overrides), "controls.py")
   results = study.run_jobs(todo, args.root)
   rows, data = [], {"dataset": args.dataset, "seeds": args.seeds, "recipe": args.recipe,
                     "models": {}}

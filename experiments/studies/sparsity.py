@@ -65,12 +65,8 @@ def main(argv=None):
   for f in args.fractions:
     sub = copy.copy(args)
     sub.root = str(pathlib.Path(args.root) / fraction_name(f))
-    todo = controls.jobs(sub, {**overrides, "data.train_fraction": str(f)})
-    for job in todo:
-      try:
-        options.parse(job.config)
-      except options.ConfigError as e:
-        raise SystemExit(f"sparsity.py: {job.name}: {e}") from None
+    todo = controls.check_configs(
+        controls.jobs(sub, {**overrides, "data.train_fraction": str(f)}), "sparsity.py")
     per_fraction[f] = (todo, sub.root)
   data = {"dataset": args.dataset, "seeds": args.seeds, "recipe": args.recipe,
           "fractions": {}}
