@@ -12,6 +12,7 @@ from kgax import inference
 from kgax.data.types import Split
 from kgax.graph import Graph, real_edges
 from kgax.options import StartOptions
+from kgax.sampling import PairSet
 
 
 class PretrainedError(RuntimeError):
@@ -46,23 +47,19 @@ class Pretrained:
   items: np.ndarray   # [n_items, d]
 
 
-def _pair_keys(pairs: np.ndarray, n_items: int) -> np.ndarray:
-  pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-  return np.unique(pairs[:, 0] * n_items + pairs[:, 1])
-
-
 def split_difference(source: Split, split: Split, n_items: int) -> str | None:
   """Why a run trained on `source` cannot start a run on `split`, or None when both train on
   the same pairs. A start from another split would carry what it learnt from this run's
   validation or test pairs (another data.split_seed), or from pairs this run does not train on
   (another data.train_fraction or data.cold_items), into this run."""
-  theirs, ours = _pair_keys(source.train, n_items), _pair_keys(split.train, n_items)
-  if np.array_equal(theirs, ours):
+  theirs, ours = (PairSet(s.train[:, 0], s.train[:, 1], n_items) for s in (source, split))
+  if np.array_equal(theirs.keys, ours.keys):
     return None
-  held = _pair_keys(np.r_[np.asarray(split.valid).reshape(-1, 2),
-                          np.asarray(split.test).reshape(-1, 2)], n_items)
-  leaked, unseen = np.isin(theirs, held).sum(), np.isin(ours, theirs, invert=True).sum()
-  return (f"trained on another split ({leaked} of its {len(theirs)} training pairs are this "
+  held_out = np.concatenate([np.reshape(split.valid, (-1, 2)), np.reshape(split.test, (-1, 2))])
+  held = PairSet(held_out[:, 0], held_out[:, 1], n_items)
+  leaked = int(held.contains(source.train[:, 0], source.train[:, 1]).sum())
+  unseen = int((~theirs.contains(split.train[:, 0], split.train[:, 1])).sum())
+  return (f"trained on another split ({leaked} of its {len(theirs.keys)} training pairs are this "
           f"run's validation or test pairs, {unseen} of this run's it never trained on): start "
           "from a run with the same data split fields")
 

@@ -12,9 +12,6 @@ from kgax.data.types import AuxFacts, Dataset
 from kgax.options import DataOptions
 
 
-Options = DataOptions   # the data options `load.load_split` reads
-
-
 def pair_set(pairs) -> set:
   return set(map(tuple, np.asarray(pairs).tolist()))
 
@@ -64,10 +61,10 @@ def test_reader_lists_each_tag_application_as_a_source(tagged):
 @pytest.mark.parametrize("cold, fraction", [(0.0, 1.0), (0.25, 1.0), (0.0, 0.5)])
 def test_a_tag_on_a_held_out_pair_makes_no_fact(tagged, cold, fraction):
   """Held out: validation and test pairs, and the training pairs data.train_fraction drops."""
-  ds, s = load.load_split(Options(name=str(tagged), cold_items=cold, train_fraction=fraction))
+  ds, s = load.load_split(DataOptions(name=str(tagged), cold_items=cold, train_fraction=fraction))
   assert len(s.test) and len(s.valid)
   assert sources_in(ds, s.train)   # every kept application is a training pair
-  _, whole = load.load_split(Options(name=str(tagged), cold_items=cold))
+  _, whole = load.load_split(DataOptions(name=str(tagged), cold_items=cold))
   dropped = pair_set(whole.train) - pair_set(s.train)
   assert bool(dropped) == (fraction < 1)
   train, held = pair_set(s.train), pair_set(np.r_[s.valid, s.test]) | dropped
@@ -104,7 +101,7 @@ def test_select_recounts_and_drops_empty_facts_and_nodes():
 
 
 def test_facts_without_sources_are_untouched():
-  ds, s = load.load_split(Options(name="synthetic-tiny"))
+  ds, s = load.load_split(DataOptions(name="synthetic-tiny"))
   raw = load.load_dataset("synthetic-tiny")
   assert len(ds.aux) == len(raw.aux) and not ds.aux.derived.any()
 
@@ -113,7 +110,7 @@ def test_facts_without_sources_are_untouched():
 def test_ml_latest_small_tags_from_training_pairs_only(raw_dir):
   path = raw_dir("ml-latest-small")
   raw = load.load_dataset(str(path))
-  ds, s = load.load_split(Options(name=str(path)))
+  ds, s = load.load_split(DataOptions(name=str(path)))
   assert sources_in(ds, s.train)
   a0, a = raw.aux, ds.aux
   assert len(a0.source_fact) == 3_683 + 3_662   # tag applications of rated users / movies

@@ -537,3 +537,23 @@ def test_an_equal_validation_score_is_not_an_improvement():
   better = train._validate(state, opts=opts, evaluate_fn=lambda p, ev: {"recall@20": 0.2},
                            valid_eval=None, test_eval=None, log=Log(), ckpt=Ckpt(), t_start=0.0)
   assert int(better.best_epoch) == 4 and int(better.bad_evals) == 0 and saved[-1] == 0.2
+
+
+def test_split_difference_counts_leaked_and_unseen_pairs():
+  """The refusal's counts against a brute-force count of pairs: the source's training pairs
+  that are this run's validation or test pairs, and this run's training pairs it never saw."""
+  from kgax.data.types import Split
+  rng = np.random.default_rng(0)
+  pairs = np.unique(np.c_[rng.integers(0, 7, 60), rng.integers(0, 9, 60)], axis=0)
+  ours = Split(train=pairs[::3], valid=pairs[1::3], test=pairs[2::3])
+  assert pretrained.split_difference(ours, ours, 9) is None
+  theirs = Split(train=np.r_[pairs[::3][2:], pairs[1::3][:4], pairs[2::3][:1]], valid=ours.valid,
+                 test=ours.test)
+  as_set = lambda a: set(map(tuple, a.tolist()))
+  leaked = len(as_set(theirs.train) & (as_set(ours.valid) | as_set(ours.test)))
+  unseen = len(as_set(ours.train) - as_set(theirs.train))
+  assert (leaked, unseen) == (5, 2)
+  assert pretrained.split_difference(theirs, ours, 9) == (
+      f"trained on another split ({leaked} of its {len(theirs.train)} training pairs are this "
+      f"run's validation or test pairs, {unseen} of this run's it never trained on): start from "
+      "a run with the same data split fields")
